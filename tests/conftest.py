@@ -1,0 +1,36 @@
+"""Shared pytest set-up: Qt runs offscreen, and GPU tests skip cleanly where there is no GPU."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# The viewer tests create real Qt widgets; offscreen needs no display server.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def _gpu_unavailable_reason() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU on this machine"
+    from pylogmap import kernels
+
+    status = kernels.native_status()
+    if not status.get("cuda_loaded"):
+        return f"the CUDA module is not available: {status.get('cuda_error')}"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return
+    reason = _gpu_unavailable_reason()
+    if reason:
+        skip = pytest.mark.skip(reason=reason)
+        for item in gpu_items:
+            item.add_marker(skip)
