@@ -229,8 +229,9 @@ def _read_rows(ds, idx: np.ndarray | slice) -> np.ndarray:
 
 
 def _rows_chunk(n_texts: int, itemsize: int = 4) -> int:
-    """Rows per HDF5 chunk: about 1 MiB per chunk, at most 1024 rows."""
-    return int(max(1, min(1024, (1 << 20) // max(1, n_texts * itemsize))))
+    """Rows per HDF5 chunk: about 256 KiB per chunk, at most 256 rows (a small map stays small:
+    HDF5 allocates whole chunks; reading one row reads its chunk)."""
+    return int(max(1, min(256, (1 << 18) // max(1, n_texts * itemsize))))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1197,7 +1198,7 @@ class ScoreWriter:
     """The single writer a scoring run uses: resume, record results, crash-safe commits.
 
     ``with ScoreWriter(out, texts) as w:`` creates `out` for `texts` (or opens it, refusing a file
-    of another text set), takes the writer lock and commits results a killed run left in the
+    of another text set; `texts=None` uses the texts of an existing file), takes the writer lock and commits results a killed run left in the
     journal. Then, for each model: `rows_to_do(keys)` says what is left, `record(...)` or
     `record_failure(...)` journals a finished model durably and commits when `commit_interval`
     allows; leaving the block commits everything and releases the lock.
@@ -1207,14 +1208,17 @@ class ScoreWriter:
     are committed after every model. 0: after every model.
     """
 
-    def __init__(self, path: str | os.PathLike, texts: TextSet, *, commit_interval: float | None = None,
-                 overwrite: bool = False):
+    def __init__(self, path: str | os.PathLike, texts: TextSet | None = None, *,
+                 commit_interval: float | None = None, overwrite: bool = False):
         self.path = Path(path)
-        self.texts = texts
         self.commit_interval = commit_interval
+        if texts is None and (overwrite or not self.path.exists()):
+            raise MapFileError(f"{str(self.path)!r} does not exist yet: give the text set to create it with.")
         if overwrite or not self.path.exists():
             MapFile.create(self.path, texts, overwrite=overwrite).close()
         with MapFile(self.path, recover=False) as mf:
+            if texts is None:
+                texts = mf.texts()
             if mf.text_hash != texts.hash:
                 raise MapFileError(
                     f"{str(self.path)!r} was made with another text set: the file has {mf.text_hash}, "
@@ -1222,6 +1226,8 @@ class ScoreWriter:
                     "output file (or overwrite with --force)."
                 )
             self.n_texts = mf.n_texts
+        self.texts = texts
+        self.text_hash = texts.hash
         self._committer = _Committer(self.path)
         try:
             self._committer.commit()  # results a killed run journalled
@@ -1265,7 +1271,15 @@ class ScoreWriter:
         T = _check_matrix("ntokens", ntokens, (n,), np.int64)
         tr = np.zeros(n, bool) if truncated is None else _check_matrix("truncated", truncated, (n,), bool)
         if token_logprobs is not None:
-            _write_tokens(self.path, k, self.texts.hash, token_logprobs, n)
+            lengths = [int(np.size(a)) for a in token_logprobs]
+            if len(lengths) != n or any(a != t for a, t in zip(lengths, T)):
+                bad = next((j for j, (a, t) in enumerate(zip(lengths, T)) if a != t), None)
+                raise MapFileError(
+                    f"{k.label}: token_logprobs must give one array per text with ntokens entries "
+                    + (f"(text {bad}: {lengths[bad]} values, ntokens {T[bad]})." if bad is not None
+                       else f"({len(lengths)} arrays for {n} texts).")
+                )
+            _write_tokens(self.path, k, self.text_hash, token_logprobs, n)
         cols = _model_columns([k], [meta], ["ok"], [""], [int(tr.sum())])
         self._committer.journal(_rows_entry([k], L[None].astype(np.float32), T[None], tr[None], cols))
         self._status[k] = "ok"

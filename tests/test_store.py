@@ -143,7 +143,8 @@ def test_overwrite_protection(tmp_path):
     path = tmp_path / "m.h5"
     ts = small_texts()
     with ScoreWriter(path, ts) as w:
-        w.record("a", *row_values(0, len(ts)), token_logprobs=[np.zeros(3)] * len(ts))
+        L, T, tr = row_values(0, len(ts))
+        w.record("a", L, T, tr, token_logprobs=[np.zeros(t) for t in T])
     with pytest.raises(MapFileError, match="already exists; pass overwrite=True"):
         MapFile.create(path, ts)
     with open_map(path) as mf:
@@ -325,8 +326,14 @@ def test_record_validates_inputs_and_keeps_token_logprobs(tmp_path):
             w.record("a", [-1.0, -1.0], [1, 1])
         with pytest.raises(MapFileError, match="no model name"):
             w.record("", [-1.0] * 3, [1] * 3)
+        with pytest.raises(MapFileError, match="text 1: 1 values, ntokens 0"):
+            w.record("a", [-3.0, -0.0, -0.5], [2, 0, 1], token_logprobs=[tok[0], [-1.0], tok[2]])
         w.record(("a", "", 2), [-3.0, -0.0, -0.5], [2, 0, 1], token_logprobs=tok)
+    with ScoreWriter(path) as w:  # an existing file brings its own texts
+        assert w.text_hash == ts.hash and w.texts.texts == ts.texts
         w.record("b", [-3.0, -1.0, -0.5], [2, 1, 1])
+    with pytest.raises(MapFileError, match="give the text set"):
+        ScoreWriter(tmp_path / "new.h5")
     with open_map(path) as mf:
         got = mf.token_logprobs(0)
         assert [g.tolist() for g in got] == [t.tolist() for t in tok]
@@ -411,8 +418,8 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_file(tmp_
     finished = False
     kills = 0
     seen_rows = 0
-    for attempt in range(12):
-        finished = _run_writer(path, n_models, n_texts, 0.004, kill_after=rng.uniform(0.0, 0.25))
+    for attempt in range(8):
+        finished = _run_writer(path, n_models, n_texts, 0.004, kill_after=rng.uniform(0.0, 0.3))
         if finished:
             break
         kills += 1
