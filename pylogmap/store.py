@@ -206,7 +206,9 @@ def _row_index(rows: Any, m: int) -> np.ndarray | slice:
 
 
 def _read_rows(ds, idx: np.ndarray | slice) -> np.ndarray:
-    """Rows of a [M, ...] dataset, in the order asked, reading contiguous runs."""
+    """Rows of a [M, ...] dataset, in the order asked. Few contiguous runs are read directly;
+    scattered rows are gathered block by block (about 64 MiB per read), so memory stays bounded
+    by the result plus one block."""
     if isinstance(idx, slice):
         if idx.step == 1:
             return ds[idx]
@@ -214,16 +216,22 @@ def _read_rows(ds, idx: np.ndarray | slice) -> np.ndarray:
     out = np.empty((len(idx),) + ds.shape[1:], dtype=ds.dtype)
     if not len(idx):
         return out
-    if len(idx) > ds.shape[0] // 4:  # cheaper to read everything once
-        out[...] = ds[...][idx]
-        return out
     uniq, inverse = np.unique(idx, return_inverse=True)
     block = np.empty((len(uniq),) + ds.shape[1:], dtype=ds.dtype)
     breaks = np.flatnonzero(np.diff(uniq) != 1) + 1
-    pos = 0
-    for run in np.split(uniq, breaks):
-        block[pos:pos + len(run)] = ds[int(run[0]):int(run[-1]) + 1]
-        pos += len(run)
+    if len(breaks) < 64:
+        pos = 0
+        for run in np.split(uniq, breaks):
+            block[pos:pos + len(run)] = ds[int(run[0]):int(run[-1]) + 1]
+            pos += len(run)
+    else:
+        row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+        step = max(1, (64 << 20) // row_bytes)
+        starts = (uniq // step) * step
+        for b0 in np.unique(starts):
+            sel = np.flatnonzero(starts == b0)
+            lo, hi = int(uniq[sel[0]]), int(uniq[sel[-1]]) + 1
+            block[sel] = ds[lo:hi][uniq[sel] - lo]
     out[...] = block[inverse]
     return out
 
@@ -343,6 +351,7 @@ class _Committer:
                 tmp.unlink()
             with h5py.File(path, "r") as f:
                 self.committed = int(f.attrs.get("commit_seq", 0))
+                self.text_hash = str(f.attrs["text_set_hash"])
             entries = _journal_entries(path)
             self.next_seq = max([self.committed] + [s for s, _ in entries]) + 1
             self.last_commit_duration = 0.0
@@ -356,15 +365,22 @@ class _Committer:
 
     def journal(self, entry: dict[str, np.ndarray]) -> int:
         seq = self.next_seq
-        self.next_seq += 1
         final = self.jdir / f"{seq:012d}.npz"
         tmp = self.jdir / f"{seq:012d}.npz.part"
-        with open(tmp, "wb") as f:
-            np.savez(f, **entry)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(self.jdir)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, text_hash=np.array(self.text_hash), **entry)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            _fsync_dir(self.jdir)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise MapFileError(
+                f"could not save a result next to {self.path} ({err.strerror or err}); free disk space or "
+                "fix the folder's permissions, then rerun: results committed so far are kept."
+            ) from err
+        self.next_seq += 1
         return seq
 
     def commit(self) -> bool:
@@ -379,18 +395,25 @@ class _Committer:
         if not todo:
             return False
         tmp = _tmp_path(self.path)
-        shutil.copyfile(self.path, tmp)
         try:
+            shutil.copyfile(self.path, tmp)
             with h5py.File(tmp, "r+", libver=LIBVER) as f:
                 state = _FileState(f)
                 for seq, p in todo:
                     with np.load(p, allow_pickle=False) as entry:
-                        _apply(f, state, dict(entry))
+                        _apply(f, state, dict(entry), p.name)
                     f.attrs["commit_seq"] = np.int64(seq)
                 f.flush()
             _fsync_file(tmp)
             os.replace(tmp, self.path)
             _fsync_dir(self.path.parent)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise MapFileError(
+                f"could not commit results into {self.path} ({err}); free disk space (a commit needs room "
+                "for a second copy of the file) and rerun: the results wait in "
+                f"{self.jdir.name} and nothing is lost."
+            ) from err
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -420,6 +443,8 @@ class _FileState:
         self.rows = {RowKey(n, r, int(lay)): i for i, (n, r, lay) in enumerate(zip(names, revs, layers))}
         self.m = len(names)
         self.n = f["loglik"].shape[1]
+        self.text_hash = str(f.attrs["text_set_hash"])
+        self.path = f.filename.removesuffix(".tmp")
 
 
 def _resize_rows(f: h5py.File, m: int) -> None:
@@ -437,8 +462,15 @@ def _resize_rows(f: h5py.File, m: int) -> None:
             ds[old:m] = _str_array([""] * (m - old)) if ds.dtype.kind == "O" else np.nan
 
 
-def _apply(f: h5py.File, state: _FileState, entry: dict[str, np.ndarray]) -> None:
+def _apply(f: h5py.File, state: _FileState, entry: dict[str, np.ndarray], where: str = "") -> None:
     op = str(entry["op"])
+    made_for = str(entry["text_hash"]) if "text_hash" in entry else None
+    if made_for is not None and made_for != state.text_hash:
+        raise MapFileError(
+            f"journal entry {where} was written for a map of text set {made_for}, but the file has "
+            f"{state.text_hash} (was the file replaced by hand?). Move the folder "
+            f"{_journal_dir(Path(state.path)).name} away to open the file without those results."
+        )
     if op == "rows":
         _apply_rows(f, state, entry)
     elif op == "derived":
@@ -1130,8 +1162,8 @@ def _recover(path: Path) -> None:
         return  # a live writer owns the journal, or the folder is read-only
     try:
         committer.commit()
-    except OSError:
-        pass
+    except (MapFileError, OSError):
+        pass  # the reader still sees the last commit; pending_journal() reports what waits
     finally:
         committer.close()
 

@@ -103,8 +103,16 @@ def test_row_selection_forms(tmp_path):
         np.testing.assert_array_equal(mf.loglik(np.arange(6) % 2 == 0), L[::2])
         np.testing.assert_array_equal(mf.loglik(-1), L[-1:])
         np.testing.assert_array_equal(mf.loglik([]), L[:0])
+    # many scattered rows (the block-wise gather) in random order with repeats
+    rng = np.random.default_rng(0)
+    big = rng.standard_normal((700, 5)).astype(np.float32) - 10
+    with MapFile.create_with_rows(tmp_path / "big.h5", ts, [f"m{i}" for i in range(700)], big) as mf:
+        for n in (3, 150, 1000):
+            rows = rng.integers(0, 700, n)
+            np.testing.assert_array_equal(mf.loglik(rows), big[rows])
+            np.testing.assert_array_equal(mf.ntokens(rows), np.full((n, 5), -1))
         with pytest.raises(MapFileError, match="out of range"):
-            mf.loglik([6])
+            mf.loglik([700])
 
 
 def test_resume_semantics(tmp_path):
@@ -230,6 +238,22 @@ def test_rate_limited_commits_keep_results_in_the_journal(tmp_path):
     with open_map(path) as mf:
         assert mf.labels() == ["a"] and mf.pending_journal() == 0
     assert not (tmp_path / "m.h5.journal").exists()
+
+
+def test_journal_of_another_file_is_not_applied(tmp_path):
+    """A file replaced by hand while a killed writer's journal waits: readers still open it, and
+    a writer says what is wrong instead of mixing results of two text sets."""
+    a, b = small_texts(), small_texts(tag="b")
+    path = tmp_path / "m.h5"
+    w = ScoreWriter(path, a, commit_interval=3600)
+    w.record("a", *row_values(0, len(a)))
+    w._committer.lock.release()  # the writer dies with its result in the journal
+    MapFile.create(tmp_path / "other.h5", b).close()
+    os.replace(tmp_path / "other.h5", path)
+    with open_map(path) as mf:
+        assert mf.n_models == 0 and mf.text_hash == b.hash and mf.pending_journal() == 1
+    with pytest.raises(MapFileError, match="journal entry .* was written for a map of text set"):
+        ScoreWriter(path, b)
 
 
 def test_second_writer_is_refused_and_stale_lock_recovered(tmp_path):
