@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import difflib
 import errno
-import fcntl
 import hashlib
 import json
 import math
@@ -48,6 +47,12 @@ from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
+
+try:  # POSIX (Linux, macOS)
+    import fcntl
+except ImportError:  # Windows: a byte-range lock with the same semantics (released when the process dies)
+    fcntl = None
+    import msvcrt
 
 from pylogmap import __version__
 from pylogmap.errors import MapFileError
@@ -246,6 +251,23 @@ def _rows_chunk(n_texts: int, itemsize: int = 4) -> int:
 # Lock
 
 
+def _lock_fd(fd: int) -> None:
+    """Exclusive, non-blocking; raises OSError (EWOULDBLOCK/EACCES) when another process holds it."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    else:  # lock a byte far past the pid text, so the holder's pid stays readable
+        os.lseek(fd, 1 << 20, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+
+def _unlock_fd(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    else:
+        os.lseek(fd, 1 << 20, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+
 class _WriterLock:
     """Exclusive writer lock: `flock` on `OUT.h5.lock`, which holds the writer's pid.
 
@@ -262,9 +284,9 @@ class _WriterLock:
         for _ in range(20):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _lock_fd(fd)
             except OSError as err:
-                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES, errno.EDEADLK):
                     os.close(fd)
                     raise
                 holder = self._holder(fd)
@@ -282,6 +304,7 @@ class _WriterLock:
                 os.close(fd)
                 continue
             os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, f"{os.getpid()}\n".encode())
             self.fd = fd
             return
@@ -290,7 +313,12 @@ class _WriterLock:
     @staticmethod
     def _holder(fd: int) -> str:
         try:
-            pid = int(os.pread(fd, 32, 0).decode().strip() or "0")
+            if hasattr(os, "pread"):
+                raw = os.pread(fd, 32, 0)
+            else:
+                os.lseek(fd, 0, os.SEEK_SET)
+                raw = os.read(fd, 32)
+            pid = int(raw.decode().strip() or "0")
         except (OSError, ValueError):
             return ""
         return f" (pid {pid})" if pid else ""
@@ -298,12 +326,18 @@ class _WriterLock:
     def release(self) -> None:
         if self.fd is None:
             return
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        if fcntl is not None:  # on Windows a locked file cannot be removed: unlock first
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        _unlock_fd(self.fd)
         os.close(self.fd)
+        if fcntl is None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
         self.fd = None
 
 
@@ -1276,11 +1310,15 @@ class ScoreWriter:
         return self._status.get(as_key(key))
 
     def rows_to_do(self, keys: Iterable[Any], *, retry_failed: bool = False, force: bool = False) -> list[RowKey]:
-        """The keys, in order, that still need scoring: no row yet, or (with `retry_failed`)
-        a failed row; `force` returns them all."""
-        out = []
+        """The keys, in order and without repeats, that still need scoring: no row yet, or (with
+        `retry_failed`) a failed row; `force` returns them all."""
+        out: list[RowKey] = []
+        seen: set[RowKey] = set()
         for key in keys:
             k = as_key(key)
+            if k in seen:
+                continue
+            seen.add(k)
             st = self._status.get(k)
             if force or st is None or (st == "failed" and retry_failed):
                 out.append(k)

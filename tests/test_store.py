@@ -484,3 +484,62 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_file(tmp_
             np.testing.assert_array_equal(mf.loglik(r)[0], L)
             np.testing.assert_array_equal(mf.ntokens(r)[0], T)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["killed.h5", "reference.h5"]
+
+
+def test_reader_process_never_sees_a_broken_file_while_a_writer_commits(tmp_path):
+    """Open and read the file over and over while another process commits row after row: every
+    open succeeds and shows a consistent prefix of the rows (never a half-written file)."""
+    n_models, n_texts = 25, 300
+    path = tmp_path / "live.h5"
+    script = WRITER_SCRIPT.replace("ROOT", repr(str(ROOT)))
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path), str(n_models), str(n_texts), "0.01"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        seen = []
+        while proc.poll() is None or not seen or seen[-1] < n_models:
+            with open_map(path) as mf:
+                m = mf.n_models
+                L, T = mf.loglik(), mf.ntokens()
+                keys = mf.keys()
+                status = mf.status()
+            assert L.shape == (m, n_texts) and T.shape == (m, n_texts) and len(keys) == m
+            for r in range(m):
+                if status[r] == "ok":
+                    i, L_ref, T_ref, _ = _expected_row(keys[r], n_texts)
+                    np.testing.assert_array_equal(L[r], L_ref)
+                    np.testing.assert_array_equal(T[r], T_ref)
+            assert not seen or m >= seen[-1]
+            seen.append(m)
+            if proc.poll() is not None and m == n_models:
+                break
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert len(set(seen)) > 3, f"the reader should have seen several commits, saw {sorted(set(seen))}"
+
+
+def test_info_command(tmp_path, capsys):
+    from pylogmap.cli import main
+
+    ts = small_texts()
+    path = tmp_path / "m.h5"
+    with ScoreWriter(path, ts) as w:
+        w.record("org/a", *row_values(0, len(ts)), meta={"dtype": "float16", "n_params": 124_000_000})
+        w.record_failure("org/b", "could not load: no such model")
+    with open_map(path) as mf:
+        mf.update_map({"tsne": np.zeros((2, 2), np.float32)}, {"tau": -12.5})
+        mf.set_annotations({"family": ["gpt2", "llama-2"]})
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    for expected in (ts.hash, "2 rows: 1 ok, 1 failed", "org/a", "124M", "org/b: could not load: no such model",
+                     "family (text)", "@tau = -12.5", "tsne  float32 [2, 2]"):
+        assert expected in out, expected
+    assert main(["texts", "info", str(path)]) == 0
+    assert ts.hash in capsys.readouterr().out
+    (tmp_path / "junk.h5").write_bytes(b"junk")
+    assert main(["info", str(tmp_path / "junk.h5")]) == 2
+    assert "not an HDF5 file" in capsys.readouterr().err
