@@ -123,6 +123,8 @@ class RowKey(NamedTuple):
 
 def as_key(key: Any) -> RowKey:
     """A `RowKey` from a RowKey, a (name[, revision[, layer]]) tuple, or a plain name."""
+    if type(key) is str and key:  # the common case, fast (bulk imports of 100k rows)
+        return RowKey(key)
     if isinstance(key, RowKey):
         k = key
     elif isinstance(key, str):
@@ -516,7 +518,8 @@ def _apply(f: h5py.File, state: _FileState, entry: dict[str, np.ndarray], where:
 
 
 def _apply_rows(f: h5py.File, state: _FileState, entry: dict[str, np.ndarray]) -> None:
-    keys = [RowKey(str(n), str(r), int(lay)) for n, r, lay in zip(entry["names"], entry["revisions"], entry["layers"])]
+    keys = [RowKey(n, r, lay) for n, r, lay in
+            zip(entry["names"].tolist(), entry["revisions"].tolist(), entry["layers"].tolist())]
     columns = json.loads(str(entry["columns"]))
     idx = np.empty(len(keys), dtype=np.int64)
     m = state.m
@@ -721,12 +724,14 @@ def _create_file(path: Path, texts: TextSet, rows: dict[str, np.ndarray] | None 
                 mg.create_dataset(col, shape=(0,), maxshape=(None,), chunks=(1024,),
                                   dtype=_STR if kind == "str" else kind)
             rc = _rows_chunk(n)
+            # Fletcher-32 checksums per chunk: a flipped bit in the data is an error on reading,
+            # never a silently wrong number (HDF5 >= 1.10 metadata is checksummed anyway).
             f.create_dataset("loglik", shape=(0, n), maxshape=(None, n), chunks=(rc, n), dtype=np.float32,
-                             fillvalue=np.nan)
+                             fillvalue=np.nan, fletcher32=True)
             f.create_dataset("ntokens", shape=(0, n), maxshape=(None, n), chunks=(rc, n), dtype=np.int32,
-                             fillvalue=-1)
+                             fillvalue=-1, fletcher32=True)
             f.create_dataset("truncated", shape=(0, n), maxshape=(None, n), chunks=(_rows_chunk(n, 1), n),
-                             dtype=bool)
+                             dtype=bool, fletcher32=True)
             f.create_group("annotations")
             f.create_group("map")
             if rows is not None:
@@ -1007,17 +1012,28 @@ class MapFile:
         """Per-row status: "ok" or "failed"."""
         return np.array(self._column("status"), copy=True)
 
+    def _matrix(self, name: str, rows: Any) -> np.ndarray:
+        try:
+            if rows is None:
+                return self.file[name][...]
+            return _read_rows(self.file[name], _row_index(rows, self.n_models))
+        except OSError as err:
+            raise MapFileError(
+                f"{str(self.path)!r}: reading /{name} failed ({err}); the file is damaged (a checksum does not "
+                "match). Restore it from a copy or rescore."
+            ) from None
+
     def loglik(self, rows: Any = None) -> np.ndarray:
         """float32 [n, N] log-likelihoods in nats (NaN = not scored), rows in the order asked."""
-        return _read_rows(self.file["loglik"], _row_index(rows, self.n_models))
+        return self._matrix("loglik", rows)
 
     def ntokens(self, rows: Any = None) -> np.ndarray:
         """int32 [n, N] scored tokens per text (-1 = not scored)."""
-        return _read_rows(self.file["ntokens"], _row_index(rows, self.n_models))
+        return self._matrix("ntokens", rows)
 
     def truncated(self, rows: Any = None) -> np.ndarray:
         """bool [n, N]: the text was cut at the model's context."""
-        return _read_rows(self.file["truncated"], _row_index(rows, self.n_models))
+        return self._matrix("truncated", rows)
 
     def text_bytes(self) -> np.ndarray:
         """int64 [N] UTF-8 length of each text."""

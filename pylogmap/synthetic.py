@@ -94,7 +94,7 @@ def synthetic_population(n_models: int, n_texts: int, *, n_families: int = 5, se
     width = len(str(M - 1))
     names = [f"synthetic/{families[f]}-{i:0{width}d}" for i, f in enumerate(fam)]
     bytes_per_token = rng.uniform(3.4, 4.4, size=n_families)
-    ntokens = np.maximum(1, np.round(n_bytes[None, :] / bytes_per_token[fam][:, None])).astype(np.int32)
+    ntokens = np.maximum(1, np.rint((n_bytes[None, :] / bytes_per_token[fam][:, None]).astype(np.float32))).astype(np.int32)
     return SyntheticPopulation(
         L=L, names=names, families=[families[f] for f in fam], family_index=fam.astype(np.int64),
         n_bytes=n_bytes, ntokens=ntokens, quality=quality, broken=broken,

@@ -193,6 +193,15 @@ def test_bad_files_are_clear_map_file_errors(tmp_path):
         f.attrs["format_version"] = FORMAT_VERSION + 1
     with pytest.raises(MapFileError, match="newer than this pylogmap"):
         open_map(newer)
+    flipped = tmp_path / "flipped.h5"  # one bit flipped inside the matrix data: the checksum catches it
+    with h5py.File(good, "r") as f:
+        offset = f["loglik"].id.get_chunk_info(0).byte_offset
+    bad = bytearray(data)
+    bad[offset + 100] ^= 0x10
+    flipped.write_bytes(bytes(bad))
+    with open_map(flipped) as mf:
+        with pytest.raises(MapFileError, match="checksum"):
+            mf.loglik()
     broken = tmp_path / "broken.h5"
     broken.write_bytes(data)
     with h5py.File(broken, "r+") as f:
