@@ -41,6 +41,7 @@ import math
 import os
 import shutil
 import time
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -284,7 +285,13 @@ class _WriterLock:
 
     def acquire(self) -> None:
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise MapFileError(
+                    f"cannot write next to {self.path.with_suffix('')} ({err.strerror or err}); writing a map "
+                    "needs a writable folder (copy the file somewhere writable)."
+                ) from None
             try:
                 _lock_fd(fd)
             except OSError as err:
@@ -366,6 +373,17 @@ def _journal_entries(path: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
+def _load_entry(p: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(p, allow_pickle=False) as entry:
+            return dict(entry)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as err:
+        raise MapFileError(
+            f"journal entry {p} cannot be read ({err}); move it out of {p.parent.name} to open the map "
+            "without that result (rescoring recomputes it)."
+        ) from None
+
+
 class _Committer:
     """Journals changes and commits them into the map file by copy + atomic replace.
 
@@ -423,6 +441,8 @@ class _Committer:
         """Apply every pending journal entry to a copy of the file and replace the file with it.
         Returns whether anything was committed."""
         t0 = time.monotonic()
+        with h5py.File(self.path, "r") as f:  # the truth, even after an interrupted commit
+            self.committed = int(f.attrs.get("commit_seq", 0))
         entries = _journal_entries(self.path)
         stale = [p for s, p in entries if s <= self.committed]
         todo = [(s, p) for s, p in entries if s > self.committed]
@@ -433,11 +453,11 @@ class _Committer:
         tmp = _tmp_path(self.path)
         try:
             shutil.copyfile(self.path, tmp)
+            shutil.copymode(self.path, tmp)
             with h5py.File(tmp, "r+", libver=LIBVER) as f:
                 state = _FileState(f)
                 for seq, p in todo:
-                    with np.load(p, allow_pickle=False) as entry:
-                        _apply(f, state, dict(entry), p.name)
+                    _apply(f, state, _load_entry(p), p.name)
                     f.attrs["commit_seq"] = np.int64(seq)
                 f.flush()
             _fsync_file(tmp)

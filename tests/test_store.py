@@ -265,6 +265,19 @@ def test_journal_of_another_file_is_not_applied(tmp_path):
         ScoreWriter(path, b)
 
 
+def test_unreadable_journal_entry_is_a_clear_error_and_readers_still_work(tmp_path):
+    ts = small_texts()
+    path = tmp_path / "m.h5"
+    with ScoreWriter(path, ts) as w:
+        w.record("a", *row_values(0, len(ts)))
+    (tmp_path / "m.h5.journal").mkdir()
+    (tmp_path / "m.h5.journal" / "000000000099.npz").write_bytes(b"not a zip file")
+    with open_map(path) as mf:
+        assert mf.labels() == ["a"] and mf.pending_journal() == 1
+    with pytest.raises(MapFileError, match="000000000099.npz cannot be read.*move it out"):
+        ScoreWriter(path, ts)
+
+
 def test_second_writer_is_refused_and_stale_lock_recovered(tmp_path):
     ts = small_texts()
     path = tmp_path / "m.h5"
