@@ -235,7 +235,7 @@ def _open_zst(path: Path):
     import io
 
     raw = open(path, "rb")
-    reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
     return io.BufferedReader(reader)
 
 
