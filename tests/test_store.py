@@ -386,6 +386,10 @@ def test_record_validates_inputs_and_keeps_token_logprobs(tmp_path):
         assert mf.token_logprobs(1) is None
     with h5py.File(tokens_path(path, ("a", "", 2)), "r") as f:  # readable with plain h5py
         assert f["offsets"][...].tolist() == [0, 2, 2, 3] and f.attrs["layer"] == 2
+    with ScoreWriter(path) as w:  # a forced rescoring without per-token values drops the old ones
+        w.record(("a", "", 2), [-3.0, -0.0, -0.5], [2, 0, 1])
+    with open_map(path) as mf:
+        assert mf.token_logprobs(0) is None
 
 
 # ---------------------------------------------------------------------------------------------
