@@ -112,7 +112,7 @@ __device__ __forceinline__ void add_group(State& st, const float* y) {
         if (st.m != -INFINITY) {
             const float d = st.m - nm;
             const float f = __expf(d);
-            if (ENT) st.t = f * (st.t + d * st.s);
+            if (ENT) st.t = f * st.t + (f * d) * st.s;  // not d * s: overflows for d ~ -3e38
             st.s *= f;
         }
         st.m = nm;
@@ -140,12 +140,12 @@ __device__ __forceinline__ State combine(const State& a, const State& b) {
     if (a.m != -INFINITY) {
         const float d = a.m - r.m, f = __expf(d);
         r.s += a.s * f;
-        if (ENT) r.t += f * (a.t + d * a.s);
+        if (ENT) r.t += f * a.t + (f * d) * a.s;
     }
     if (b.m != -INFINITY) {
         const float d = b.m - r.m, f = __expf(d);
         r.s += b.s * f;
-        if (ENT) r.t += f * (b.t + d * b.s);
+        if (ENT) r.t += f * b.t + (f * d) * b.s;
     }
     return r;
 }
