@@ -424,13 +424,23 @@ def make_texts(
     for out_pos, j in enumerate(picks):
         wanted.setdefault(doc_idx[j], []).append(out_pos)
     texts: list[str | None] = [None] * len(picks)
+    last_doc = max(wanted)
+    bar = _progress(progress, "cutting the sampled chunks")
+    if bar is not None:
+        bar.total = last_doc + 1
     for d, doc in enumerate(opener()):
+        if bar is not None:
+            bar.update(1)
+        if d > last_doc:
+            break
         if d in wanted:
             text, _ = _document_of(doc, d)
             data = text.encode("utf-8")
             for out_pos in wanted[d]:
                 j = picks[out_pos]
                 texts[out_pos] = data[starts[j]:ends[j]].decode("utf-8")
+    if bar is not None:
+        bar.close()
     if any(t is None for t in texts):
         raise TextSetError("the corpus changed between the two passes over it; give a corpus that reads the same twice.")
     recipe = {
