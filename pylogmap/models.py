@@ -352,9 +352,7 @@ def prepare(model, tokenizer, *, name: str, revision: str = "", source: str = ""
         device=str(param.device),
         max_length=max_context(config),
         n_layers=int(getattr(config, "num_hidden_layers", 0) or 0),
-        vocab_size=int(model.get_output_embeddings().weight.shape[0])
-        if model.get_output_embeddings() is not None
-        else int(getattr(config, "vocab_size", 0)),
+        vocab_size=int(head.weight.shape[0]) if head is not None else int(getattr(config, "vocab_size", 0)),
         tokenizer_hash=tokenizer_hash(tokenizer) if tokenizer is not None else "",
         head_path="fused" if head is not None else "model-logits",
         head_note=note,

