@@ -223,3 +223,17 @@ def install_reference_head_if_missing() -> bool:
     sys.modules["pylogmap.head"] = head
     sys.modules["pylogmap.kernels"] = kernels
     return True
+
+
+def cli_command(args: list[str]) -> list[str]:
+    """A `pylogmap` command line for a subprocess, run from the source tree (with the test-only
+    head stand-in installed when the kernel modules are missing)."""
+    import sys
+
+    tests = Path(__file__).resolve().parent
+    code = (
+        "import sys; sys.path[:0] = [%r, %r]; import _score_helpers as H; "
+        "H.install_reference_head_if_missing(); from pylogmap.cli import main; "
+        "sys.exit(main(sys.argv[1:]))" % (str(tests.parent), str(tests))
+    )
+    return [sys.executable, "-c", code, *args]
