@@ -55,7 +55,7 @@ def build_window(source, data, *, select: str | None = None):
     if select:
         if data.find(select) is None:
             raise PylogmapError(f"no model matches --select {select!r}; run 'pylogmap info FILE' to list the models")
-        win.search_for(select)
+        win.select_row(data.find(select))
     return win
 
 

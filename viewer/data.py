@@ -60,48 +60,35 @@ class KLProvider(Protocol):
 class QGeometry:
     """KL estimates from the double-centred matrix Q (rows = the rows of a `MapData`).
 
-    Pair KLs and their standard errors come from `geometry.kl_estimate`, converted with
-    `geometry.to_bits_per_byte`. Neighbours come from stored lists (`/map/neighbors`, computed
-    by `pylogmap map`) when they hold at least k entries; otherwise from an exact search over Q
-    by `neighbors.nearest_neighbors`, restricted to the query row.
+    Neighbours are `neighbors.neighbors_of` (exact, float64, KL and delta-method SE from the
+    full rows); a pair is `geometry.kl_estimate`; bits/byte use `geometry.to_bits_per_byte`
+    with the mean text length of the map. Nothing is re-derived here.
     """
 
-    def __init__(self, Q: np.ndarray, mean_bytes: float, *, stored_index: np.ndarray | None = None):
-        self.Q = np.asarray(Q)
+    def __init__(self, Q: np.ndarray, mean_bytes: float):
+        self.Q = Q
         self.mean_bytes = float(mean_bytes)
-        # stored_index[i] = neighbour rows of row i (in MapData numbering), -1 = none
-        self.stored_index = stored_index
+
+    def _bpb(self, nats):
+        from pylogmap import geometry
+
+        if not self.mean_bytes > 0:  # text lengths unknown: only nats are meaningful
+            return np.full(np.shape(nats), np.nan) if np.ndim(nats) else float("nan")
+        return geometry.to_bits_per_byte(nats, self.mean_bytes)
 
     def pair(self, i: int, j: int) -> PairKL:
         from pylogmap import geometry
 
         kl, se = geometry.kl_estimate(self.Q[i], self.Q[j])
-        kl, se = float(kl), float(se)
-        return PairKL(
-            kl,
-            se,
-            float(geometry.to_bits_per_byte(kl, self.mean_bytes)),
-            float(geometry.to_bits_per_byte(se, self.mean_bytes)),
-        )
-
-    def neighbour_rows(self, row: int, k: int) -> np.ndarray:
-        """Rows of the k nearest models of `row` (excluding itself), nearest first."""
-        k = max(0, min(int(k), len(self.Q) - 1))
-        if self.stored_index is not None and self.stored_index.shape[1] >= k:
-            idx = self.stored_index[row]
-            idx = idx[(idx >= 0) & (idx != row)]
-            if len(idx) >= k:
-                return idx[:k].astype(np.int64)
-        from pylogmap import neighbors
-
-        idx = np.asarray(neighbors.query_neighbors(self.Q, [row], k)[0][0], dtype=np.int64)
-        return idx[idx != row][:k]
+        return PairKL(float(kl), float(se), float(self._bpb(kl)), float(self._bpb(se)))
 
     def neighbours(self, row: int, k: int) -> Neighbours:
-        rows = self.neighbour_rows(row, k)
-        pairs = [self.pair(row, int(j)) for j in rows]
-        col = lambda name: np.array([getattr(p, name) for p in pairs], dtype=np.float64)  # noqa: E731
-        return Neighbours(rows, col("kl_nats"), col("se_nats"), col("kl_bpb"), col("se_bpb"))
+        from pylogmap import neighbors
+
+        k = max(1, min(int(k), len(self.Q) - 1))
+        table = neighbors.neighbors_of(self.Q, int(row), k, self.mean_bytes if self.mean_bytes > 0 else float("nan"))
+        kl, se = table.kl_nats[0], table.se_nats[0]
+        return Neighbours(table.idx[0].astype(np.int64), kl, se, np.asarray(self._bpb(kl)), np.asarray(self._bpb(se)))
 
 
 @dataclass
@@ -220,24 +207,31 @@ def find_trajectories(
     Layers: rows of one name and revision with at least two logit-lens layers (>= 0), ordered by
     layer, followed by the model's own output (layer -1) when present.
     """
-    layers = np.asarray(layers)
-    steps = np.asarray(steps)
+    layers = np.asarray(layers, dtype=np.int64)
+    steps = np.asarray(steps, dtype=np.int64)
     out: list[Trajectory] = []
     by_run: dict[tuple[str, int], list[int]] = {}
+    for i in np.flatnonzero(steps >= 0).tolist():
+        by_run.setdefault((names[i], int(layers[i])), []).append(i)
     by_model: dict[tuple[str, str], list[int]] = {}
-    for i, (name, rev) in enumerate(zip(names, revisions)):
-        if steps[i] >= 0:
-            by_run.setdefault((name, int(layers[i])), []).append(i)
-        by_model.setdefault((name, rev), []).append(i)
+    for i in np.flatnonzero(layers >= 0).tolist():
+        by_model.setdefault((names[i], revisions[i]), []).append(i)
+    own_output: dict[tuple[str, str], int] = {}
+    if by_model:
+        for i in np.flatnonzero(layers < 0).tolist():
+            key = (names[i], revisions[i])
+            if key in by_model:
+                own_output.setdefault(key, i)
     for (name, layer), rows in by_run.items():
         if len(rows) >= 2:
             rows = sorted(rows, key=lambda r: int(steps[r]))
             label = name if layer < 0 else f"{name}#L{layer}"
-            out.append(Trajectory(label, "checkpoints", np.array(rows), steps[rows].astype(np.int64)))
+            out.append(Trajectory(label, "checkpoints", np.array(rows), steps[rows]))
     for (name, rev), rows in by_model.items():
-        lens = sorted((r for r in rows if layers[r] >= 0), key=lambda r: int(layers[r]))
-        if len(lens) >= 2:
-            rows = lens + [r for r in rows if layers[r] < 0][:1]
+        if len(rows) >= 2:
+            rows = sorted(rows, key=lambda r: int(layers[r]))
+            if (name, rev) in own_output:
+                rows.append(own_output[(name, rev)])
             label = f"{name}@{rev}" if rev else name
-            out.append(Trajectory(label, "layers", np.array(rows), layers[rows].astype(np.int64)))
+            out.append(Trajectory(label, "layers", np.array(rows), layers[rows]))
     return out

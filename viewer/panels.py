@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .data import MEAN_LOGLIK, SIZE, MapData, Neighbours, PairKL
 
-NEIGHBOUR_COLUMNS = ("#", "model", "KL bits/byte", "± SE", "KL nats", "± SE")
+NEIGHBOUR_COLUMNS = ("#", "model", "KL bits/byte", "KL nats/text")
 HINT = (
     "Click a model on the map (or search for one) to see its nearest neighbours.\n\n"
     "Ctrl-click (or shift-click) a second model to see the KL estimate of the pair."
@@ -26,7 +27,7 @@ class ModelPanel(QtWidgets.QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumWidth(360)
+        self.setMinimumWidth(440)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
 
@@ -66,6 +67,8 @@ class ModelPanel(QtWidgets.QWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setAlternatingRowColors(True)
+        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideLeft)
+        self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
@@ -100,11 +103,11 @@ class ModelPanel(QtWidgets.QWidget):
         for name in (SIZE, MEAN_LOGLIK):
             if name in data.numeric:
                 lines.append(f"{name}: {data.value_text(row, name)}")
-        for name in data.numeric:
-            if name not in (SIZE, MEAN_LOGLIK):
+        for name in data.numeric:  # other columns, where this model has a value
+            if name not in (SIZE, MEAN_LOGLIK) and np.isfinite(data.numeric[name][row]):
                 lines.append(f"{name}: {data.value_text(row, name)}")
         for name, col in data.categorical.items():
-            if name != "family":
+            if name != "family" and str(col[row]) not in ("", "unknown"):
                 lines.append(f"{name}: {col[row]}")
         self.info.setText("\n".join(lines))
         self.copy_button.setEnabled(True)
@@ -122,10 +125,8 @@ class ModelPanel(QtWidgets.QWidget):
             cells = (
                 str(r + 1),
                 data.labels[int(j)],
-                fmt(neighbours.kl_bpb[r]),
-                fmt(neighbours.se_bpb[r], 2),
-                fmt(neighbours.kl_nats[r]),
-                fmt(neighbours.se_nats[r], 2),
+                f"{fmt(neighbours.kl_bpb[r], 3)} ± {fmt(neighbours.se_bpb[r], 2)}",
+                f"{fmt(neighbours.kl_nats[r], 4)} ± {fmt(neighbours.se_nats[r], 2)}",
             )
             for c, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
