@@ -113,6 +113,14 @@ def test_trajectories_grouping():
     assert len(trajs) == 2  # "solo" is no path
 
 
+def test_value_and_error_formatting():
+    from pylogmap.viewer.panels import fmt_pm
+
+    assert fmt_pm(0.061643, 0.006412) == "0.0616 ± 0.0064"
+    assert fmt_pm(1299.4, 618.2) == "1299 ± 618"
+    assert fmt_pm(2.04, 0.96) == "2.04 ± 0.96"
+
+
 def test_palette_bins_and_sizes():
     bins, lo, hi = value_bins(np.array([0.0, 1.0, np.nan, 2.0, 3.0]))
     assert bins[2] == -1 and bins[0] == 0 and bins[-1] == 255 and lo < hi
@@ -175,7 +183,7 @@ def test_hover_tooltip(window, qtbot):
 
 def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
     from pylogmap import neighbors
-    from pylogmap.viewer.panels import fmt
+    from pylogmap.viewer.panels import fmt_pm
 
     row = _isolated_row(window, 5)
     qtbot.mouseClick(window.view.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=_view_point(window, row))
@@ -189,8 +197,8 @@ def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
     for r, cells in enumerate(table):
         j = ref.idx[0, r]
         assert cells[1] == reference["labels"][j]
-        assert cells[2] == f"{fmt(ref.kl_bpb[0, r], 3)} ± {fmt(ref.se_bpb[0, r], 2)}"
-        assert cells[3] == f"{fmt(ref.kl_nats[0, r], 4)} ± {fmt(ref.se_nats[0, r], 2)}"
+        assert cells[2] == fmt_pm(ref.kl_bpb[0, r], ref.se_bpb[0, r])
+        assert cells[3] == fmt_pm(ref.kl_nats[0, r], ref.se_nats[0, r])
     # lines from the model to each neighbour
     lx, ly = window.view.nb_lines.getData()
     assert len(lx) == 2 * k
@@ -211,8 +219,9 @@ def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
     assert window.view.selected == row and window.view.pair == other
     kl, se = geometry.kl_estimate(geo.Q[row], geo.Q[other])
     text = window.panel.pair_label.text()
-    assert f"{fmt(geometry.to_bits_per_byte(kl, geo.mean_bytes))} ± {fmt(geometry.to_bits_per_byte(se, geo.mean_bytes), 2)}</b> bits/byte" in text
-    assert f"{fmt(kl)} ± {fmt(se, 2)} nats/text" in text
+    bpb = fmt_pm(geometry.to_bits_per_byte(kl, geo.mean_bytes), geometry.to_bits_per_byte(se, geo.mean_bytes))
+    assert f"{bpb}</b> bits/byte" in text
+    assert f"{fmt_pm(kl, se)} nats/text" in text
 
     # double-click a neighbour in the table selects it
     window.panel.k_spin.setValue(10)
@@ -453,6 +462,7 @@ def test_cli_screenshot_in_a_fresh_process(tmp_path, map_path):
 
 
 # --------------------------------------------------------------------------- 100,000 models
+@pytest.mark.slow  # about 30 s on 2 shared cores, most of it writing the file and its PCA
 def test_hundred_thousand_models_stay_fluid(qtbot, tmp_path):
     from pylogmap.viewer.window import MainWindow
 

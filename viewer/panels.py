@@ -18,6 +18,18 @@ def fmt(v: float, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
+def fmt_pm(value: float, se: float, digits: int = 3) -> str:
+    """'0.0616 ± 0.0064', '1299 ± 620': the value to `digits` significant digits, the standard
+    error rounded to the same decimal place."""
+    import math
+
+    if not (math.isfinite(value) and math.isfinite(se)):
+        return f"{value:.{digits}g} ± {se:.2g}"
+    mag = math.floor(math.log10(abs(value))) if value != 0 else 0
+    decimals = max(0, digits - 1 - mag)
+    return f"{value:.{decimals}f} ± {se:.{decimals}f}"
+
+
 class ModelPanel(QtWidgets.QWidget):
     """Shows one model and its neighbours; emits `rowActivated` when a neighbour is double-clicked."""
 
@@ -125,8 +137,8 @@ class ModelPanel(QtWidgets.QWidget):
             cells = (
                 str(r + 1),
                 data.labels[int(j)],
-                f"{fmt(neighbours.kl_bpb[r], 3)} ± {fmt(neighbours.se_bpb[r], 2)}",
-                f"{fmt(neighbours.kl_nats[r], 4)} ± {fmt(neighbours.se_nats[r], 2)}",
+                fmt_pm(neighbours.kl_bpb[r], neighbours.se_bpb[r]),
+                fmt_pm(neighbours.kl_nats[r], neighbours.se_nats[r]),
             )
             for c, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
@@ -144,8 +156,8 @@ class ModelPanel(QtWidgets.QWidget):
             self.pair_label.setText(f"{head}<br>{_esc(error or 'no KL estimate available')}")
             return
         self.pair_label.setText(
-            f"{head}<br>KL ≈ <b>{fmt(kl.kl_bpb)} ± {fmt(kl.se_bpb, 2)}</b> bits/byte"
-            f"<br>= {fmt(kl.kl_nats)} ± {fmt(kl.se_nats, 2)} nats/text"
+            f"{head}<br>KL ≈ <b>{fmt_pm(kl.kl_bpb, kl.se_bpb)}</b> bits/byte"
+            f"<br>= {fmt_pm(kl.kl_nats, kl.se_nats)} nats/text"
         )
 
     def neighbour_table(self) -> list[tuple[str, ...]]:

@@ -68,18 +68,24 @@ class MapView(pg.GraphicsLayoutWidget):
         label_font.setBold(True)
         self.sel_label.setFont(label_font)
         self.pair_label.setFont(label_font)
-        for item in (self.traj_item, self.traj_ends, self.points, self.nb_lines, self.nb_rings,
+        self.plot.vb.setDefaultPadding(0.03)
+        self.plot.addItem(self.points)
+        # overlays never change the auto-range (only the points do)
+        for item in (self.traj_item, self.traj_ends, self.nb_lines, self.nb_rings,
                      self.pair_line, self.pair_ring, self.sel_ring, self.hover_ring,
                      self.sel_label, self.pair_label):
-            self.plot.addItem(item)
+            self.plot.addItem(item, ignoreBounds=True)
+        self.traj_item.setZValue(-1)
+        self.traj_ends.setZValue(-1)
         for item in (self.sel_label, self.pair_label):
             item.setZValue(20)
             item.hide()
 
-        self.legend = pg.LegendItem(offset=(-8, 8), labelTextSize="10pt", brush=pg.mkBrush(255, 255, 255, 225),
-                                    pen=pg.mkPen(190, 190, 190), verSpacing=-4, labelTextColor=(20, 20, 20))
-        self.legend.setParentItem(self.plot.vb)
-        self.legend.setZValue(30)
+        # The legend sits beside the map (never over points); the colour bar takes its place
+        # when colouring by a numeric column.
+        self.legend = pg.LegendItem(labelTextSize="10pt", brush=pg.mkBrush(255, 255, 255, 0),
+                                    pen=pg.mkPen(255, 255, 255, 0), verSpacing=-4, labelTextColor=(20, 20, 20))
+        self._show_legend(True)
         self.colorbar: pg.ColorBarItem | None = None
 
         self.data: MapData | None = None
@@ -245,6 +251,10 @@ class MapView(pg.GraphicsLayoutWidget):
                 sample.setVisible(c not in hidden)
                 self.legend.addItem(sample, f"{c} ({counts[c]:,})")
                 self._legend_items[c] = sample
+            self._show_legend(True)
+            # keep the legend at its natural height at the top (the layout would spread its rows)
+            self.legend.layout.activate()
+            self.legend.setMaximumHeight(self.legend.layout.preferredHeight() + 4)
             for legend_sample, _label in self.legend.items:
                 legend_sample.sigClicked.connect(self._on_legend_clicked)
         else:
@@ -257,6 +267,7 @@ class MapView(pg.GraphicsLayoutWidget):
             draw = np.argsort(bins, kind="stable")  # unknown (-1) first, highest values on top
             draw = draw[mask[draw]]
             brush_list = [brushes_lut[b] if b >= 0 else nan_brush for b in bins[draw]]
+            self._show_legend(False)
             self.colorbar = pg.ColorBarItem(values=(lo, hi), colorMap=cmap, interactive=False, width=14,
                                             label=self.color_by, colorMapMenu=False)
             self.addItem(self.colorbar, row=0, col=1)
@@ -272,7 +283,8 @@ class MapView(pg.GraphicsLayoutWidget):
                             data=self._draw_rows)
         self.apply_filters()
         if autorange:
-            self.plot.vb.autoRange(padding=0.04)
+            # fit the map now and on every resize, until the user pans or zooms
+            self.plot.vb.enableAutoRange(pg.ViewBox.XYAxes, True)
 
     def apply_filters(self) -> None:
         """Hide the points of hidden categories without rebuilding the scatter.
@@ -303,6 +315,15 @@ class MapView(pg.GraphicsLayoutWidget):
         name = EMBEDDING_TITLES.get(self.embedding or "", self.embedding or "")
         what = f"{shown:,} models" if shown == len(data) else f"{shown:,} of {len(data):,} models"
         return f"{name} map of {what}" + (f" — colour: {self.color_by}" if self.color_by != FAMILY else "")
+
+    def _show_legend(self, show: bool) -> None:
+        """Put the legend beside the map, or take it out of the layout (for the colour bar)."""
+        in_layout = self.legend in self.ci.items
+        if show and not in_layout:
+            self.addItem(self.legend, row=0, col=1)
+            self.ci.layout.setAlignment(self.legend, QtCore.Qt.AlignmentFlag.AlignTop)
+        elif not show and in_layout:
+            self.removeItem(self.legend)
 
     def _clear_colorbar(self) -> None:
         if self.colorbar is not None:

@@ -126,7 +126,7 @@ class MainWindow(QtWidgets.QMainWindow):
         edit.addAction("Clear &selection", self.clear_selection).setShortcut(QtGui.QKeySequence("Esc"))
 
         view = bar.addMenu("&View")
-        act = view.addAction("&Reset zoom", lambda: self.view.plot.vb.autoRange(padding=0.04))
+        act = view.addAction("&Reset zoom", lambda: self.view.plot.vb.enableAutoRange(enable=True))
         act.setShortcut(QtGui.QKeySequence("Home"))
         self.show_all_action = view.addAction("Show &all families", self.show_all_categories)
         view.addAction(self.dock.toggleViewAction())
