@@ -87,22 +87,15 @@ def showcase_population(seed: int = 0, n_texts: int = 400):
 
 def write_showcase(path: Path, seed: int = 0) -> Path:
     """Write the showcase map and compute its t-SNE with the map code."""
-    from pylogmap import embedding, geometry
-    from pylogmap.store import MapFile, open_map
+    from pylogmap.mapping import compute_map
+    from pylogmap.store import MapFile
     from pylogmap.synthetic import synthetic_texts
 
     keys, L, n_bytes, meta, families = showcase_population(seed)
     texts = synthetic_texts(n_bytes, seed=seed)
     mf = MapFile.create_with_rows(path, texts, keys, L, None, meta, annotations={"family": families}, overwrite=True)
     mf.close()
-    with open_map(path) as mf:
-        geo = geometry.build_geometry(mf.loglik(), status=mf.status(), text_bytes=mf.text_bytes())
-        print(f"t-SNE of {len(geo.rows)} models x {geo.n_texts} texts ...", flush=True)
-        coords, params = embedding.tsne(geo.Q, return_params=True)
-        xy = np.full((mf.n_models, 2), np.nan, dtype=np.float32)
-        xy[geo.rows] = coords
-        mf.update_map({"tsne": (xy, params), "mean_loglik": geometry.mean_loglik(mf.loglik())},
-                      {"tau": geo.tau, "n_used": int(len(geo.rows))})
+    compute_map(path, embeddings=("tsne", "pca"), k=10)  # what 'pylogmap map FILE' does
     return path
 
 

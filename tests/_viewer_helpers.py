@@ -1,7 +1,7 @@
 """Synthetic map files for the viewer tests and the screenshot script.
 
-A synthetic population (pylogmap.synthetic) written through the store, with embeddings computed
-by the real map code (geometry.build_geometry + embedding) and stored under /map.
+A synthetic population (pylogmap.synthetic) written through the store, with its map computed by
+the real map code (mapping.compute_map) and stored under /map.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ def make_map(path: str | Path, n_models: int = 300, n_texts: int = 200, *, n_fam
     With `trajectories=True` five extra rows are checkpoints of one run (steps 1000..5000) and
     four are logit-lens layers of one model, so the viewer has paths to draw.
     """
-    from pylogmap import embedding, geometry
-    from pylogmap.store import open_map
+    from pylogmap.mapping import compute_map
     from pylogmap.synthetic import write_synthetic_map
 
     path = Path(path)
@@ -35,14 +34,6 @@ def make_map(path: str | Path, n_models: int = 300, n_texts: int = 200, *, n_fam
         keys = [(pop.names[1] + "-lens", "", layer) for layer in (0, 1, 2, -1)]
         mf.append_rows(keys, lens.astype(np.float32))
     mf.close()
-    with open_map(path) as mf:
-        geo = geometry.build_geometry(mf.loglik(), status=mf.status(), text_bytes=mf.text_bytes())
-        m = mf.n_models
-        out = {}
-        for name in embeddings:
-            xy = np.full((m, 2), np.nan, dtype=np.float32)
-            xy[geo.rows] = embedding.embed(geo.Q, name)[0]
-            out[name] = xy
-        if out:
-            mf.update_map(out, {"tau": geo.tau, "n_used": int(len(geo.rows))})
+    if embeddings:
+        compute_map(path, embeddings=tuple(embeddings), k=0, progress=False)
     return path

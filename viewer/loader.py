@@ -1,7 +1,7 @@
 """From an HDF5 map file to a `MapData`: the thin layer between `pylogmap.store` and the UI.
 
-Reads the rows, clips and double-centres them with `geometry.build_geometry` (reusing the tau of
-`/map` when `pylogmap map` stored one, so KL values match `pylogmap neighbors`), takes the stored
+Reads the rows, clips and double-centres them with `mapping.load_geometry` (the usable rows and
+the stored tau of `/map`, exactly as `pylogmap neighbors` does, so the KL values match), takes the stored
 2-D embeddings, the annotation columns and the model table, and finds trajectories. A missing
 embedding can be computed on request with `embedding.embed`. Every problem with the file comes out
 as a `MapFileError` whose message says what to do.
@@ -20,37 +20,30 @@ from .data import FAMILY, MEAN_LOGLIK, SIZE, MapData, QGeometry, find_trajectori
 EMBEDDINGS = ("tsne", "pca", "umap")
 
 
-def _families(mf, table: dict, annotations: dict, rows: np.ndarray) -> np.ndarray:
-    """The `family` annotation when the file has one, else the published classes from the name."""
+def _families(table: dict, annotations: dict, rows: np.ndarray) -> np.ndarray:
+    """The `family` annotation when the file has one, else the published classes from the name
+    and architecture (`annotations.default_families`, as `pylogmap map` stores them)."""
     if FAMILY in annotations and annotations[FAMILY].dtype.kind == "O":
         fam = np.asarray(annotations[FAMILY], dtype=object)[rows]
         return np.where(fam == "", "others", fam).astype(object)
-    try:
-        from pylogmap.annotations import default_family
-    except ImportError:  # the annotations module is optional for the viewer
-        return np.full(len(rows), "others", dtype=object)
-    names, archs = table["name"][rows], table["architecture"][rows]
-    return np.array([default_family(str(n), str(a)) for n, a in zip(names, archs)], dtype=object)
+    from pylogmap.annotations import default_families
+
+    return np.array(default_families(list(table["name"][rows]), list(table["architecture"][rows])), dtype=object)
 
 
 def build_mapdata(mf, source: str = "") -> MapData:
     """A MapData for the scored rows of an open `MapFile`."""
-    from pylogmap import embedding, geometry
+    from pylogmap import embedding, geometry, mapping
 
-    if mf.n_models == 0:
-        raise MapFileError(f"{mf.path} holds no scored models yet; score some with 'pylogmap score' and reopen it.")
+    # the same rows, tau and Q as `pylogmap map` / `pylogmap neighbors` (stored tau reused)
+    geo, _tau_source = mapping.load_geometry(mf)
     table = mf.models_table()
     labels_all = mf.labels()
-    L = mf.loglik()
-    stored_tau = mf.map_attrs().get("tau")
-    tau = float(stored_tau) if stored_tau is not None and np.isfinite(stored_tau) else None
-    geo = geometry.build_geometry(L, status=table["status"], tau=tau, text_bytes=mf.text_bytes())
     rows = geo.rows
-    mean_ll = geometry.mean_loglik(L[rows])
-    del L
+    mean_ll = geometry.mean_loglik(mf.loglik(rows))
 
     annotations = mf.annotations()
-    families = _families(mf, table, annotations, rows)
+    families = _families(table, annotations, rows)
     numeric: dict[str, np.ndarray] = {MEAN_LOGLIK: np.asarray(mean_ll, dtype=np.float64)}
     n_params = table["n_params"][rows].astype(np.float64)
     if (n_params > 0).any():
