@@ -379,7 +379,9 @@ def _bad_files(tmp_path, map_path) -> dict[str, Path]:
     truncated = tmp_path / "truncated.h5"
     blob = Path(map_path).read_bytes()
     truncated.write_bytes(blob[: len(blob) // 3])
-    return {"not hdf5": text, "not a map": other, "truncated": truncated, "missing": tmp_path / "nope.h5"}
+    too_few = make_map(tmp_path / "two.h5", 2, 16, n_families=2, embeddings=())
+    return {"not hdf5": text, "not a map": other, "truncated": truncated, "missing": tmp_path / "nope.h5",
+            "too few models": too_few}
 
 
 def test_bad_files_show_a_dialog(qtbot, tmp_path, map_path):

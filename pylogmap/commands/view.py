@@ -15,8 +15,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--screenshot", metavar="OUT.png",
                         help="render the window to this PNG and exit instead of opening it")
     parser.add_argument("--select", metavar="MODEL",
-                        help="select this model (exact label or a unique part of it), centre the map on it "
-                        "and show its nearest neighbours")
+                        help="select this model (its label, or part of it) and show its nearest neighbours "
+                        "and the lines to them; the whole map stays in view")
 
 
 def run(args) -> int:
