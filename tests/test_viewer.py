@@ -412,6 +412,30 @@ def test_bad_files_on_the_command_line(tmp_path, map_path, capsys):
         assert not out.exists()
 
 
+def test_no_display_is_a_message_not_a_crash(map_path, monkeypatch, capsys):
+    from pylogmap.cli import main
+
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["view", str(map_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no display" in err and "--screenshot" in err
+
+
+def test_colour_by_a_categorical_annotation(window):
+    data = window.data
+    assert "architecture" in data.categorical
+    window.set_color_by("architecture")
+    archs = data.categorical["architecture"].astype(str)
+    labels = {label.text.rsplit(" (", 1)[0] for _, label in window.view.legend.items}
+    assert labels == set(archs)
+    one = archs[0]
+    window.view.toggle_category(one)
+    assert set(window.view.visible_rows()) == set(np.flatnonzero(archs != one))
+    window.view.toggle_category(one)
+    assert len(window.view.visible_rows()) == len(data)
+
+
 def test_map_without_embedding_offers_to_compute(qtbot, tmp_path, capsys):
     from pylogmap.cli import main
     from pylogmap.viewer.window import MainWindow

@@ -18,12 +18,21 @@ WINDOW_SIZE = (1500, 920)
 
 
 def _ensure_platform(offscreen_ok: bool) -> None:
-    """Use the offscreen platform when rendering a screenshot without a display."""
-    if os.environ.get("QT_QPA_PLATFORM"):
+    """Use the offscreen platform for a screenshot without a display; without a display and
+    without --screenshot, say so instead of letting Qt abort the process."""
+    from pylogmap.errors import PylogmapError
+
+    if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
         return
-    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    if offscreen_ok and not has_display and sys.platform.startswith("linux"):
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    if offscreen_ok:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        return
+    raise PylogmapError(
+        "no display to open the viewer window on (DISPLAY and WAYLAND_DISPLAY are unset). Run it on a "
+        "desktop session, over 'ssh -X', under 'xvfb-run', or render a PNG with --screenshot OUT.png"
+    )
 
 
 def application():
