@@ -1,0 +1,266 @@
+"""Benchmark prediction from the map (method.md section 5).
+
+Ridge regression from each model's double-centred log-likelihood vector (Q) -- and, for
+comparison, from the clipped raw vector (L) -- to benchmark scores. The penalty is chosen by an
+inner 5-fold CV over the published grid (1e1..1e9; 1e-4..1e4 for mean log-likelihood); the
+quality is measured by an outer 5-fold CV, grouped by model type (no family is seen in
+training when it is predicted) and plainly shuffled, repeated over seeds 0-4. Pearson r and
+Spearman rho of the out-of-fold predictions are reported as mean +- std over seeds, as in the
+paper (`shimo-lab/modelmap`, `1000models/code_for_Section_5_and_Appendix_L`).
+
+Everything here is plain functions over numpy arrays; `predict_map` is the thin layer over a
+map file, and `pylogmap predict` wraps that.
+
+Exactness note: ridge predictions depend on the features only through inner products of rows,
+so the features are first replaced by `U S` from the thin SVD `X = U S V^T` (an orthogonal change
+of basis onto the span of the rows). This gives the same predictions as the full matrix for every
+train/test split and penalty, and makes 10,000-text features as cheap as ~1,000.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pylogmap.errors import PylogmapError
+
+#: Penalties for benchmark targets (the paper's `10**i for i in range(1, 10)`).
+DEFAULT_ALPHAS: tuple[float, ...] = tuple(10.0**k for k in range(1, 10))
+#: Penalties for the mean log-likelihood target (`10**i for i in range(-4, 5)`).
+LOGLIK_ALPHAS: tuple[float, ...] = tuple(10.0**k for k in range(-4, 5))
+#: Name of the mean log-likelihood target added by `predict_map`.
+MEAN_LOGLIK = "mean_loglik"
+SPLITS = ("group", "kfold")
+
+
+def compress_features(X: np.ndarray) -> np.ndarray:
+    """Return `U S` of the thin SVD of `X` (float64): same ridge predictions, fewer columns.
+
+    Ridge with an intercept is invariant under orthogonal transformations of feature space,
+    and its solution lies in the span of the (centred) training rows, which is inside the span
+    of all rows; so projecting every row onto that span loses nothing.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"features must be a 2-D array, got shape {X.shape}")
+    if X.shape[1] <= X.shape[0]:
+        return X.copy()
+    U, S, _ = np.linalg.svd(X, full_matrices=False)
+    return U * S
+
+
+def outer_folds(n: int, *, groups=None, n_splits: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold id (0..n_splits-1) of each of `n` rows for one seed of the outer CV.
+
+    With `groups`, whole groups are kept together (sklearn `GroupKFold` with shuffling, so
+    each seed gives a different assignment); without, a shuffled `KFold`.
+    """
+    from sklearn.model_selection import GroupKFold, KFold
+
+    folds = np.full(n, -1, dtype=np.int64)
+    if groups is None:
+        if n < n_splits:
+            raise PylogmapError(
+                f"{n} models are too few for {n_splits}-fold cross-validation; "
+                f"score more models or use fewer folds (--folds)."
+            )
+        splitter = KFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        parts = splitter.split(np.zeros(n))
+    else:
+        groups = np.asarray(groups)
+        n_groups = len(np.unique(groups))
+        if n_groups < n_splits:
+            raise PylogmapError(
+                f"only {n_groups} model groups for a {n_splits}-fold grouped cross-validation; "
+                f"it needs at least {n_splits} groups: use another grouping column (--group-by), "
+                f"fewer folds (--folds) or the plain split only (--split kfold)."
+            )
+        splitter = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        parts = splitter.split(np.zeros(n), groups=groups)
+    for fold, (_, test) in enumerate(parts):
+        folds[test] = fold
+    return folds
+
+
+def ridge_cv_predict(
+    X: np.ndarray,
+    y: np.ndarray,
+    folds: np.ndarray,
+    *,
+    alphas=DEFAULT_ALPHAS,
+    inner_splits: int = 5,
+    clip: tuple[float, float] | None = (0.0, 100.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold ridge predictions of `y` from `X` for the given outer folds.
+
+    In each outer fold the penalty is chosen by sklearn `RidgeCV` with an inner
+    `inner_splits`-fold CV over `alphas` on the training rows only. Returns
+    `(predictions [n], chosen alpha per fold [n_folds])`; predictions are clipped to `clip`
+    (None: no clipping, used for mean log-likelihood).
+    """
+    from sklearn.linear_model import RidgeCV
+
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    fold_ids = np.unique(folds)
+    pred = np.full(len(y), np.nan)
+    chosen = np.full(len(fold_ids), np.nan)
+    for f_i, fold in enumerate(fold_ids):
+        test = folds == fold
+        train = ~test
+        if train.sum() < inner_splits:
+            raise PylogmapError(
+                f"a training fold has only {int(train.sum())} models, fewer than the "
+                f"{inner_splits} inner folds that choose the ridge penalty; score more models "
+                f"or use fewer folds."
+            )
+        reg = RidgeCV(alphas=np.asarray(alphas, dtype=np.float64), cv=inner_splits)
+        reg.fit(X[train], y[train])
+        pred[test] = reg.predict(X[test])
+        chosen[f_i] = reg.alpha_
+    if clip is not None:
+        pred = np.clip(pred, clip[0], clip[1])
+    return pred, chosen
+
+
+def correlations(y_true, y_pred) -> tuple[float, float]:
+    """(Pearson r, Spearman rho); NaN where undefined (a constant vector)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if len(y_true) < 3 or np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
+        return float("nan"), float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(pearsonr(y_true, y_pred)[0]), float(spearmanr(y_true, y_pred)[0])
+
+
+@dataclass
+class PredictionResult:
+    """Results of `predict_benchmarks`.
+
+    `rows`: one dict per (target, features, split) with `pearson_mean`, `pearson_std`,
+    `spearman_mean`, `spearman_std` (std over seeds, numpy's population std as in the paper),
+    `n_models`, `alphas` (the penalties chosen, one per seed and fold).
+    `predictions[(target, features, split)]`: out-of-fold predictions averaged over seeds,
+    float64 `[n]`, NaN where the target is missing.
+    `per_seed[(target, features, split)]`: `[n_seeds, n]` out-of-fold predictions.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    predictions: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
+    per_seed: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
+
+
+def predict_benchmarks(
+    features: dict[str, np.ndarray],
+    targets: dict[str, np.ndarray],
+    *,
+    groups=None,
+    splits=SPLITS,
+    seeds=range(5),
+    n_splits: int = 5,
+    inner_splits: int = 5,
+    loglik_targets=(MEAN_LOGLIK,),
+    clip: tuple[float, float] | None = (0.0, 100.0),
+    progress: bool = False,
+) -> PredictionResult:
+    """Cross-validated ridge prediction of every target from every feature set.
+
+    features: name -> `[n, d]` (e.g. `{"Q": Q, "L": L}`), rows aligned with the targets.
+    targets: name -> `[n]` float (NaN = unknown for that model; those rows are left out
+    of that target's CV). Targets named in `loglik_targets` use `LOGLIK_ALPHAS` and are not
+    clipped; the others use `DEFAULT_ALPHAS` and are clipped to `clip`.
+    groups: `[n]` labels for the grouped split (required when "group" is in `splits`).
+    """
+    splits = tuple(splits)
+    for s in splits:
+        if s not in SPLITS:
+            raise PylogmapError(f"unknown split {s!r}; use one of {', '.join(SPLITS)}.")
+    if "group" in splits and groups is None:
+        raise PylogmapError(
+            "the grouped split needs a group label per model (e.g. the family column); "
+            "pass --group-by COLUMN or use --split kfold."
+        )
+    seeds = list(seeds)
+    if not seeds:
+        raise PylogmapError("at least one seed is needed.")
+    n = None
+    compressed = {}
+    for name, X in features.items():
+        X = np.asarray(X, dtype=np.float64)
+        if not np.all(np.isfinite(X)):
+            raise PylogmapError(f"feature set {name!r} has non-finite values; score or drop those models.")
+        n = X.shape[0] if n is None else n
+        if X.shape[0] != n:
+            raise ValueError("all feature sets must have the same number of rows")
+        compressed[name] = X
+    if n is None:
+        raise ValueError("no feature sets given")
+    groups_arr = None if groups is None else np.asarray(groups)
+
+    jobs = [(t, fname, split) for t in targets for fname in features for split in splits]
+    iterator = jobs
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(jobs, desc="ridge CV", unit="fit")
+    result = PredictionResult()
+    # Compress each feature set once per target row subset (usually all rows).
+    cache: dict[tuple[str, bytes], np.ndarray] = {}
+    for target, fname, split in iterator:
+        y = np.asarray(targets[target], dtype=np.float64)
+        if y.shape != (n,):
+            raise ValueError(f"target {target!r} has shape {y.shape}, expected ({n},)")
+        have = np.isfinite(y)
+        key = (fname, np.packbits(have).tobytes())
+        if key not in cache:
+            cache[key] = compress_features(compressed[fname][have])
+        X = cache[key]
+        is_loglik = target in loglik_targets
+        alphas = LOGLIK_ALPHAS if is_loglik else DEFAULT_ALPHAS
+        tclip = None if is_loglik else clip
+        per_seed = np.full((len(seeds), n), np.nan)
+        pear, spear, chosen = [], [], []
+        for s_i, seed in enumerate(seeds):
+            g = groups_arr[have] if split == "group" else None
+            folds = outer_folds(int(have.sum()), groups=g, n_splits=n_splits, seed=seed)
+            pred, alpha = ridge_cv_predict(
+                X, y[have], folds, alphas=alphas, inner_splits=inner_splits, clip=tclip
+            )
+            per_seed[s_i, have] = pred
+            r, rho = correlations(y[have], pred)
+            pear.append(r)
+            spear.append(rho)
+            chosen.extend(alpha.tolist())
+        result.rows.append(
+            {
+                "target": target,
+                "features": fname,
+                "split": split,
+                "n_models": int(have.sum()),
+                "pearson_mean": float(np.mean(pear)),
+                "pearson_std": float(np.std(pear)),
+                "spearman_mean": float(np.mean(spear)),
+                "spearman_std": float(np.std(spear)),
+                "alphas": chosen,
+            }
+        )
+        result.per_seed[(target, fname, split)] = per_seed
+        result.predictions[(target, fname, split)] = per_seed.mean(axis=0)
+    return result
+
+
+def loglik_correlations(mean_loglik: np.ndarray, targets: dict[str, np.ndarray]) -> list[dict]:
+    """Pearson r and Spearman rho between mean log-likelihood and each target (finite rows)."""
+    out = []
+    m = np.asarray(mean_loglik, dtype=np.float64)
+    for name, y in targets.items():
+        y = np.asarray(y, dtype=np.float64)
+        ok = np.isfinite(y) & np.isfinite(m)
+        r, rho = correlations(y[ok], m[ok])
+        out.append({"target": name, "n_models": int(ok.sum()), "pearson": r, "spearman": rho})
+    return out

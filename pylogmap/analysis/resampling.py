@@ -1,0 +1,238 @@
+"""Resampling texts by likelihood variance (method.md section 6; the resampling paper).
+
+A map of K models on N texts costs K*N scored texts. Most of the geometry is carried by texts
+whose log-likelihood varies a lot across models, so a small weighted sample of texts drawn with
+probabilities proportional to that variance reproduces the pairwise squared distances
+`G_ij = ||q_i - q_j||^2` (= 2N KL estimates) with far fewer texts than a uniform sample.
+
+Conventions (those of the paper's code, `shimo-lab/modelmap`, `resampling-texts/src/matrix.py`):
+- probabilities from the double-centred matrix Q: uniform, LS `p_k ~ sum_i Q_ik^2`,
+  KL `p_k ~ sqrt(sum_{i,j} (Q_ik - Q_jk)^4)`;
+- n draws with replacement; a draw of text k weighs `1/sqrt(n p_k)`; duplicates are merged
+  into one column of weight `sqrt(count) * weight`;
+- the resampled matrix is the clipped L on the unique texts, each row centred with the
+  normalised weights `w^2`, then each column multiplied by `w`; its squared distances
+  estimate the full-set G (the column centring across models does not change distances);
+- errors `tau1 = ||G~ - G||_F / ||G||_F` and `tau2 = sqrt(mean_{i!=j} (|G~_ij - G_ij| /
+  max(G_ij, 1e-3))^2)` (off-diagonal pairs; the diagonal is 0 in both), RMS over seeds.
+
+Plain functions over arrays; `resample_map` works on a map file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pylogmap.errors import PylogmapError
+
+METHODS = ("uniform", "ls", "kl")
+
+
+def sampling_probabilities(Q: np.ndarray, method: str) -> np.ndarray:
+    """Probability of each text (column of Q) under `method` ("uniform", "ls" or "kl").
+
+    The KL score `sum_{i,j} (a_i - a_j)^4` of a column a is expanded into moments,
+    `2K S4 - 8 S1 S3 + 6 S2^2` with `Sp = sum_i a_i^p`, so no K x K x N tensor is built.
+    """
+    Q = np.asarray(Q, dtype=np.float64)
+    K, N = Q.shape
+    if method == "uniform":
+        return np.full(N, 1.0 / N)
+    if method == "ls":
+        score = np.einsum("ik,ik->k", Q, Q)
+    elif method == "kl":
+        Q2 = Q * Q
+        s1 = Q.sum(axis=0)
+        s2 = Q2.sum(axis=0)
+        s3 = (Q2 * Q).sum(axis=0)
+        s4 = (Q2 * Q2).sum(axis=0)
+        score = np.sqrt(np.maximum(2.0 * K * s4 - 8.0 * s1 * s3 + 6.0 * s2 * s2, 0.0))
+    else:
+        raise PylogmapError(f"unknown resampling method {method!r}; use one of {', '.join(METHODS)}.")
+    total = score.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise PylogmapError(
+            f"the {method} probabilities are undefined: no text's log-likelihood varies across "
+            f"models (all models identical?); use --method uniform or add different models."
+        )
+    return score / total
+
+
+def draw(p: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draw `n` texts with replacement from `p`; return (unique indices, merged weights).
+
+    Each draw of text k weighs `1/sqrt(n p_k)`; a text drawn c times becomes one column of
+    weight `sqrt(c) / sqrt(n p_k)` (its squared weight, which is what distances use, adds up).
+    """
+    if n < 1:
+        raise PylogmapError(f"the number of draws must be at least 1, got {n}.")
+    idx = rng.choice(len(p), size=n, replace=True, p=p)
+    unique, counts = np.unique(idx, return_counts=True)
+    weights = np.sqrt(counts) / np.sqrt(n * p[unique])
+    return unique, weights
+
+
+def resampled_matrix(L: np.ndarray, idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The weighted, row-centred matrix on the selected texts (rows: models).
+
+    `L` is the clipped log-likelihood matrix `[K, N]`; `idx` the selected columns. Rows are centred with the normalised weights `w^2`, then each
+    column is multiplied by `w`. Squared distances between its rows estimate those of Q.
+    """
+    L = np.asarray(L, dtype=np.float64)
+    idx = np.asarray(idx)
+    w = np.asarray(weights, dtype=np.float64)
+    sub = L[:, idx]
+    w2 = w * w
+    centred = sub - (sub @ (w2 / w2.sum()))[:, None]
+    return centred * w
+
+
+
+def squared_distances(X: np.ndarray) -> np.ndarray:
+    """Pairwise squared Euclidean distances between rows (float64, symmetric, zero diagonal)."""
+    X = np.asarray(X, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", X, X)
+    G = sq[:, None] + sq[None, :] - 2.0 * (X @ X.T)
+    np.maximum(G, 0.0, out=G)
+    G = 0.5 * (G + G.T)
+    np.fill_diagonal(G, 0.0)
+    return G
+
+
+def tau_errors(G_tilde: np.ndarray, G: np.ndarray, eps: float = 1e-3) -> tuple[float, float]:
+    """(tau1, tau2) of an estimate `G_tilde` of the squared-distance matrix `G`."""
+    G_tilde = np.asarray(G_tilde, dtype=np.float64)
+    G = np.asarray(G, dtype=np.float64)
+    tau1 = float(np.linalg.norm(G_tilde - G) / np.linalg.norm(G))
+    off = ~np.eye(G.shape[0], dtype=bool)
+    rel = np.abs(G_tilde[off] - G[off]) / np.maximum(G[off], eps)
+    tau2 = float(np.sqrt(np.mean(rel * rel)))
+    return tau1, tau2
+
+
+def default_grid(n_texts: int) -> list[int]:
+    """Numbers of draws for an error curve: 10, 20, ... 90, 100, 200, ... up to N (the paper's)."""
+    grid = [n for n in range(10, 100, 10) if n <= n_texts]
+    grid += list(range(100, n_texts + 1, 100))
+    if not grid or grid[-1] != n_texts:
+        grid.append(n_texts)
+    return sorted(set(grid))
+
+
+@dataclass
+class ErrorCurve:
+    """Error of resampled maps against the full one, per number of draws.
+
+    `rows`: one dict per (method, n_draws) with `unique_mean` (mean number of unique texts
+    over seeds), `tau1`, `tau2` (RMS over seeds), `n_seeds`. `draws[(method, n)]` keeps each
+    seed's `(idx, weights, tau1, tau2, seed)` so a selection can reuse them.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    draws: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray, float, float, int]]] = field(
+        default_factory=dict
+    )
+
+
+def error_curve(
+    L: np.ndarray,
+    Q: np.ndarray,
+    *,
+    methods=METHODS,
+    grid=None,
+    seeds=range(100),
+    progress: bool = False,
+) -> ErrorCurve:
+    """tau1/tau2 of resampled maps vs the number of draws, for each method.
+
+    `L` is the clipped log-likelihood matrix `[K, N]`, `Q` its double centring (the reference
+    G is computed from Q). Seed s uses `numpy.random.default_rng(s)`.
+    """
+    L = np.asarray(L, dtype=np.float64)
+    Q = np.asarray(Q, dtype=np.float64)
+    if L.shape != Q.shape:
+        raise ValueError(f"L {L.shape} and Q {Q.shape} must have the same shape")
+    K, N = L.shape
+    if K < 2:
+        raise PylogmapError(f"resampling needs at least 2 models with scores, the map has {K}.")
+    grid = default_grid(N) if grid is None else sorted(set(int(n) for n in grid))
+    seeds = list(seeds)
+    G = squared_distances(Q)
+    if not np.any(G > 0):
+        raise PylogmapError("all models have identical log-likelihood vectors; there is no map to resample.")
+    curve = ErrorCurve()
+    jobs = [(m, n) for m in methods for n in grid]
+    iterator = jobs
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(jobs, desc="resampling", unit="size")
+    probs = {m: sampling_probabilities(Q, m) for m in methods}
+    for method, n in iterator:
+        draws = []
+        for seed in seeds:
+            idx, w = draw(probs[method], n, np.random.default_rng(seed))
+            Gt = squared_distances(resampled_matrix(L, idx, w))
+            t1, t2 = tau_errors(Gt, G)
+            draws.append((idx, w, t1, t2, seed))
+        t1s = np.array([d[2] for d in draws])
+        t2s = np.array([d[3] for d in draws])
+        curve.rows.append(
+            {
+                "method": method,
+                "n_draws": n,
+                "unique_mean": float(np.mean([len(d[0]) for d in draws])),
+                "tau1": float(np.sqrt(np.mean(t1s**2))),
+                "tau2": float(np.sqrt(np.mean(t2s**2))),
+                "n_seeds": len(seeds),
+            }
+        )
+        curve.draws[(method, n)] = draws
+    return curve
+
+
+@dataclass
+class Selection:
+    """A reduced text set: `indices` into the full set, their `weights`, and its errors."""
+
+    method: str
+    n_draws: int
+    indices: np.ndarray
+    weights: np.ndarray
+    tau1: float
+    tau2: float
+    target_error: float
+    seed: int
+
+
+def select_texts(curve: ErrorCurve, method: str, target_error: float, *, error: str = "tau1") -> Selection:
+    """The smallest draw count whose RMS error (`tau1` or `tau2`) is <= `target_error`.
+
+    Among that count's seeds, the draw with the fewest unique texts whose own error is at most
+    the target is kept (ties: lowest error); if none is, the draw with the lowest error.
+    """
+    if error not in ("tau1", "tau2"):
+        raise ValueError("error must be 'tau1' or 'tau2'")
+    rows = sorted((r for r in curve.rows if r["method"] == method), key=lambda r: r["n_draws"])
+    if not rows:
+        raise PylogmapError(f"no error curve for method {method!r}.")
+    ok = [r for r in rows if r[error] <= target_error]
+    if not ok:
+        best = min(r[error] for r in rows)
+        raise PylogmapError(
+            f"no sample size reaches {error} <= {target_error:g} with method {method} "
+            f"(best {best:.4g}, with all {rows[-1]['n_draws']} draws); ask for a larger target "
+            f"error (--target-error)."
+        )
+    n = ok[0]["n_draws"]
+    draws = curve.draws[(method, n)]
+    col = 2 if error == "tau1" else 3
+    good = [i for i, d in enumerate(draws) if d[col] <= target_error]
+    if good:
+        pick = min(good, key=lambda i: (len(draws[i][0]), draws[i][col]))
+    else:
+        pick = min(range(len(draws)), key=lambda i: draws[i][col])
+    idx, w, t1, t2, seed = draws[pick]
+    return Selection(method, n, idx, w, t1, t2, float(target_error), seed)

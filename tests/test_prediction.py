@@ -1,0 +1,148 @@
+"""Benchmark prediction (method.md section 5) against independent computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pylogmap.analysis import prediction as P
+from pylogmap.errors import PylogmapError
+
+
+def _double_center(L):
+    # Independent of pylogmap.geometry: the formula of method.md section 3.
+    return L - L.mean(axis=1, keepdims=True) - L.mean(axis=0, keepdims=True) + L.mean()
+
+
+def _synthetic(K=60, N=300, n_groups=10, seed=0):
+    """Models = family centre + a few latent directions + noise, like a real map (low rank)."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_groups), K // n_groups)
+    W = rng.normal(size=(4, N)) * 20
+    Z = rng.normal(size=(n_groups, 4))[groups] + rng.normal(size=(K, 4)) * 0.5
+    L = -300 + Z @ W + rng.normal(size=(K, N)) + rng.normal(size=(K, 1)) * 30
+    return L, _double_center(L), groups, rng
+
+
+def _in_row_space(Q, rng, scale):
+    """A coefficient vector in the span of Q's rows: the target is learnable from K < N rows."""
+    beta = Q.T @ rng.normal(size=Q.shape[0])
+    return beta / np.std(Q @ beta) * scale
+
+
+def _ridge_closed_form(Xtr, ytr, Xte, alpha):
+    """Ridge with an unpenalised intercept, by the normal equations in float64."""
+    xm, ym = Xtr.mean(axis=0), ytr.mean()
+    A = Xtr - xm
+    w = np.linalg.solve(A.T @ A + alpha * np.eye(A.shape[1]), A.T @ (ytr - ym))
+    return (Xte - xm) @ w + ym
+
+
+def test_compress_features_gives_identical_ridge_predictions():
+    # Exactness claim of compress_features: ridge predictions depend on X only via row inner
+    # products. Tolerance 1e-8 relative: both sides are float64 solves of size <= 40.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 500))
+    y = rng.normal(size=40)
+    Xc = P.compress_features(X)
+    assert Xc.shape == (40, 40)
+    tr, te = np.arange(30), np.arange(30, 40)
+    for alpha in (1e-2, 1.0, 1e3):
+        full = _ridge_closed_form(X[tr], y[tr], X[te], alpha)
+        small = _ridge_closed_form(Xc[tr], y[tr], Xc[te], alpha)
+        np.testing.assert_allclose(small, full, rtol=1e-8, atol=1e-10)
+
+
+def test_ridge_cv_predict_matches_manual_inner_cv():
+    # Reference: inner 5-fold CV (sklearn's unshuffled KFold order: consecutive blocks) over the
+    # same alphas with closed-form ridge, choose the alpha of best mean R^2 over the inner folds
+    # (RidgeCV's default score with cv=5, as in the paper's code), refit on the whole fold.
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(50, 8))
+    y = X @ rng.normal(size=8) + rng.normal(size=50) * 2 + 40
+    folds = np.arange(50) % 5
+    alphas = (1e-2, 1e-1, 1.0, 10.0, 100.0)
+    pred, chosen = P.ridge_cv_predict(X, y, folds, alphas=alphas, clip=None)
+    for f in range(5):
+        tr, te = folds != f, folds == f
+        Xtr, ytr = X[tr], y[tr]
+        n = len(ytr)
+        bounds = np.array_split(np.arange(n), 5)
+        r2 = []
+        for a in alphas:
+            score = 0.0
+            for b in bounds:
+                inner_tr = np.setdiff1d(np.arange(n), b)
+                resid = _ridge_closed_form(Xtr[inner_tr], ytr[inner_tr], Xtr[b], a) - ytr[b]
+                score += 1 - np.sum(resid**2) / np.sum((ytr[b] - ytr[b].mean()) ** 2)
+            r2.append(score / len(bounds))
+        best = alphas[int(np.argmax(r2))]
+        assert chosen[f] == best
+        np.testing.assert_allclose(pred[te], _ridge_closed_form(Xtr, ytr, X[te], best), rtol=1e-7)
+
+
+def test_exact_linear_target_of_q_is_recovered():
+    L, Q, groups, rng = _synthetic()
+    y = 50 + Q @ _in_row_space(Q, rng, 8.0)  # roughly within [20, 80], so the [0, 100] clip does not act
+    assert 0 < y.min() and y.max() < 100
+    res = P.predict_benchmarks({"Q": Q, "L": L}, {"ARC": y}, groups=groups, seeds=[0, 1])
+    rows = {(r["features"], r["split"]): r for r in res.rows}
+    # r ~ 1: the target is an exact linear function of Q and the smallest penalty (10) is tiny
+    # against the features' scale; 0.98 leaves room for the penalty's shrinkage.
+    assert rows[("Q", "kfold")]["pearson_mean"] > 0.98
+    assert rows[("Q", "group")]["pearson_mean"] > 0.98
+    assert rows[("Q", "kfold")]["spearman_mean"] > 0.95
+    pred = res.predictions[("ARC", "Q", "kfold")]
+    assert pred.shape == y.shape and np.all(np.isfinite(pred))
+    assert set(res.per_seed) == set(res.predictions)
+    assert len(rows[("Q", "group")]["alphas"]) == 2 * 5
+
+
+def test_group_folds_keep_groups_together_and_depend_on_seed():
+    groups = np.repeat(np.arange(12), 4)
+    a = P.outer_folds(48, groups=groups, seed=0)
+    b = P.outer_folds(48, groups=groups, seed=1)
+    assert set(a.tolist()) == set(range(5))
+    for g in range(12):
+        assert len(set(a[groups == g].tolist())) == 1
+    assert not np.array_equal(a, b)
+    k = P.outer_folds(48, seed=3)
+    assert sorted(np.bincount(k).tolist()) == [9, 9, 10, 10, 10]
+
+
+def test_clipping_only_for_benchmarks_and_missing_targets_are_left_out():
+    L, Q, groups, rng = _synthetic(K=40, N=100, n_groups=8)
+    y = 95 + Q @ _in_row_space(Q, rng, 5.0)  # many true values above 100
+    m = Q @ _in_row_space(Q, rng, 1.0) - 30.0
+    y_missing = y.copy()
+    y_missing[:5] = np.nan
+    res = P.predict_benchmarks(
+        {"Q": Q}, {"HellaSwag": y_missing, "mean_loglik": m}, splits=("kfold",), seeds=[0]
+    )
+    p = res.predictions[("HellaSwag", "Q", "kfold")]
+    assert np.all(np.isnan(p[:5])) and np.all(np.isfinite(p[5:]))
+    assert p[5:].max() <= 100.0
+    assert res.rows[0]["n_models"] == 35
+    pm = res.predictions[("mean_loglik", "Q", "kfold")]
+    assert pm.max() < 0  # not clipped to [0, 100]
+    assert np.all(np.isfinite(pm))
+    assert res.rows[1]["pearson_mean"] > 0.95
+
+
+def test_too_few_models_or_groups_is_a_clear_error():
+    X = np.random.default_rng(0).normal(size=(4, 10))
+    with pytest.raises(PylogmapError, match="too few"):
+        P.predict_benchmarks({"Q": X}, {"ARC": np.arange(4.0)}, splits=("kfold",))
+    X = np.random.default_rng(0).normal(size=(12, 10))
+    with pytest.raises(PylogmapError, match="groups"):
+        P.predict_benchmarks({"Q": X}, {"ARC": np.arange(12.0)}, groups=np.arange(12) % 3)
+    with pytest.raises(PylogmapError, match="group label"):
+        P.predict_benchmarks({"Q": X}, {"ARC": np.arange(12.0)}, groups=None)
+
+
+def test_loglik_correlations():
+    m = np.array([-3.0, -2.5, -2.0, -1.0, np.nan])
+    out = P.loglik_correlations(m, {"ARC": np.array([10.0, 20.0, 30.0, 50.0, 60.0])})
+    assert out[0]["n_models"] == 4
+    assert out[0]["spearman"] == pytest.approx(1.0)
+    assert out[0]["pearson"] == pytest.approx(np.corrcoef(m[:4], [10, 20, 30, 50])[0, 1])
