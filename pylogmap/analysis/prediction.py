@@ -264,3 +264,205 @@ def loglik_correlations(mean_loglik: np.ndarray, targets: dict[str, np.ndarray])
         r, rho = correlations(y[ok], m[ok])
         out.append({"target": name, "n_models": int(ok.sum()), "pearson": r, "spearman": rho})
     return out
+
+
+# --------------------------------------------------------------------------- scores table
+
+_ID_COLUMNS = ("model", "name", "label", "model_name", "model_id")
+_MISSING = {"", "nan", "na", "n/a", "null", "none", "-"}
+
+
+def read_scores_csv(path, *, categorical=()) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Read a benchmark table: one row per model, an id column, numeric score columns.
+
+    The id column is the first of `model`, `name`, `label`, `model_name`, `model_id` present
+    (case-insensitive), else the first column. Empty cells and NaN/NA are missing values.
+    Columns named in `categorical` are kept as strings (e.g. a grouping column); any other
+    non-numeric value is an error naming the column, the row and the value.
+    """
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError as err:
+        raise PylogmapError(f"scores table {path} does not exist; give the path of a CSV file.") from err
+    except UnicodeDecodeError as err:
+        raise PylogmapError(f"scores table {path} is not UTF-8 text; save it as a UTF-8 CSV.") from err
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise PylogmapError(f"scores table {path} has no data rows; it needs a header and one row per model.")
+    header = [h.strip() for h in rows[0]]
+    if len(set(header)) != len(header):
+        raise PylogmapError(f"scores table {path} repeats a column name in its header: {header}.")
+    lower = [h.lower() for h in header]
+    id_col = next((lower.index(c) for c in _ID_COLUMNS if c in lower), 0)
+    cat = {c.lower() for c in categorical}
+    ids: list[str] = []
+    cols: dict[str, list] = {h: [] for j, h in enumerate(header) if j != id_col}
+    for line_no, r in enumerate(rows[1:], start=2):
+        if len(r) != len(header):
+            raise PylogmapError(
+                f"{path}, line {line_no}: {len(r)} fields but the header has {len(header)}; fix the row."
+            )
+        ids.append(r[id_col].strip())
+        for j, h in enumerate(header):
+            if j == id_col:
+                continue
+            v = r[j].strip()
+            if h.lower() in cat:
+                cols[h].append(v)
+                continue
+            if v.lower() in _MISSING:
+                cols[h].append(np.nan)
+                continue
+            try:
+                cols[h].append(float(v))
+            except ValueError:
+                raise PylogmapError(
+                    f"{path}, line {line_no}: column {h!r} has the non-numeric value {v!r}; benchmark "
+                    f"columns must be numbers (empty = unknown). Remove the column, or name it as the "
+                    f"grouping column (--group-by {h}), or choose the targets with --targets."
+                ) from None
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise PylogmapError(f"scores table {path} lists model(s) twice: {', '.join(dup[:5])}; keep one row each.")
+    out = {h: (np.array(v, dtype=object) if h.lower() in cat else np.array(v, dtype=np.float64)) for h, v in cols.items()}
+    return ids, out
+
+
+def match_rows(ids: list[str], labels: list[str], names: list[str], *, skip_unknown: bool = False) -> np.ndarray:
+    """Map row index of each id (a display label, or a model name that names one row); -1 if
+    skipped. Unknown ids are an error listing them, unless `skip_unknown`."""
+    by_label = {lb: i for i, lb in enumerate(labels)}
+    by_name: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        by_name.setdefault(n, []).append(i)
+    out = np.full(len(ids), -1, dtype=np.int64)
+    unknown, ambiguous = [], []
+    for k, ident in enumerate(ids):
+        if ident in by_label:
+            out[k] = by_label[ident]
+        elif len(by_name.get(ident, [])) == 1:
+            out[k] = by_name[ident][0]
+        elif ident in by_name:
+            ambiguous.append(ident)
+        else:
+            unknown.append(ident)
+    if ambiguous:
+        raise PylogmapError(
+            f"{len(ambiguous)} model name(s) in the scores table match several rows of the map "
+            f"(revisions or layers), e.g. {ambiguous[0]!r}; use the display label (name@revision, "
+            f"name#L<layer>) as shown by 'pylogmap info'."
+        )
+    if unknown and not skip_unknown:
+        raise PylogmapError(
+            f"{len(unknown)} model(s) in the scores table are not in the map: "
+            f"{', '.join(repr(u) for u in unknown[:5])}{' ...' if len(unknown) > 5 else ''}. "
+            f"Check the names against 'pylogmap info', or pass --skip-unknown to ignore them."
+        )
+    if len(set(out[out >= 0].tolist())) != int((out >= 0).sum()):
+        raise PylogmapError("two rows of the scores table name the same model of the map; keep one.")
+    return out
+
+
+def predict_map(
+    data,
+    ids: list[str],
+    columns: dict[str, np.ndarray],
+    *,
+    group_by: str | None = "family",
+    targets=None,
+    splits=SPLITS,
+    seeds=range(5),
+    n_splits: int = 5,
+    skip_unknown: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Benchmark prediction on a map (`_mapdata.MapData`) with a scores table.
+
+    Features Q (double-centred over all the map's fully scored models, as in the paper) and
+    the clipped L, restricted to the models that have scores; targets: the table's numeric
+    columns plus `mean_loglik` (mean over texts of the unclipped log-likelihood). Groups for the
+    grouped split come from `group_by` (a table column, else a map annotation); when
+    `group_by` is "family" and neither has it, only the plain split runs. Returns a dict with
+    the table `rows`, `loglik_correlations`, the out-of-fold predictions per map row
+    (`columns`: name -> float64 [M], NaN elsewhere) and `notes`.
+    """
+    from pylogmap.analysis._mapdata import clipped_and_centred, require_used
+
+    notes: list[str] = []
+    used_rows = require_used(data, 2, "benchmark prediction")
+    map_rows = match_rows(ids, data.labels, data.names, skip_unknown=skip_unknown)
+    keep = map_rows >= 0
+    if not keep.all():
+        notes.append(f"skipped {int((~keep).sum())} unknown model(s) of the scores table")
+    in_used = np.isin(map_rows, used_rows)
+    if (keep & ~in_used).any():
+        notes.append(f"left out {int((keep & ~in_used).sum())} model(s) without complete scores")
+    sel = keep & in_used
+    rows = map_rows[sel]
+    if len(rows) < n_splits:
+        raise PylogmapError(
+            f"only {len(rows)} models have both complete scores and benchmark values; "
+            f"{n_splits}-fold cross-validation needs at least {n_splits} (more is better)."
+        )
+
+    Lc, Q, _ = clipped_and_centred(data.L[used_rows])
+    pos = {r: k for k, r in enumerate(used_rows.tolist())}
+    idx = np.array([pos[r] for r in rows.tolist()])
+    features = {"Q": Q[idx], "L": Lc[idx]}
+
+    group_col = None
+    if group_by:
+        if group_by in columns:
+            group_col = np.asarray(columns[group_by])[sel]
+        elif group_by in data.annotations:
+            group_col = np.asarray(data.annotations[group_by])[rows]
+        elif group_by != "family":
+            raise PylogmapError(
+                f"no column {group_by!r} in the scores table or the map's annotations to group models "
+                f"by; add it ('pylogmap annotate') or choose another with --group-by."
+            )
+    if group_col is None and "group" in splits:
+        splits = tuple(s for s in splits if s != "group")
+        notes.append("no model-type column (family): ran the plain shuffled split only")
+        if not splits:
+            raise PylogmapError("the grouped split needs a grouping column; pass --group-by COLUMN.")
+    if group_col is not None:
+        group_col = np.array([str(g) for g in group_col], dtype=object)
+
+    names = list(targets) if targets else [c for c in columns if c != group_by]
+    tcols = {}
+    for t in names:
+        if t not in columns:
+            raise PylogmapError(f"no column {t!r} in the scores table; columns: {', '.join(columns)}.")
+        if columns[t].dtype == object:
+            raise PylogmapError(f"column {t!r} is not numeric and cannot be a target.")
+        tcols[t] = columns[t][sel]
+    if not tcols:
+        raise PylogmapError("the scores table has no numeric benchmark column to predict.")
+    mean_ll = data.L[rows].mean(axis=1)
+    tcols[MEAN_LOGLIK] = mean_ll
+
+    res = predict_benchmarks(
+        features, tcols, groups=group_col, splits=splits, seeds=seeds, n_splits=n_splits,
+        loglik_targets=(MEAN_LOGLIK,), progress=progress,
+    )
+    primary = "group" if "group" in splits else splits[0]
+    out_cols = {}
+    for t in tcols:
+        col = np.full(data.n_models, np.nan)
+        col[rows] = res.predictions[(t, "Q", primary)]
+        out_cols[f"pred_{t}"] = col
+    corr = loglik_correlations(mean_ll, {t: v for t, v in tcols.items() if t != MEAN_LOGLIK})
+    return {
+        "n_models": int(len(rows)),
+        "splits": list(splits),
+        "primary_split": primary,
+        "seeds": list(seeds),
+        "rows": res.rows,
+        "loglik_correlations": corr,
+        "columns": out_cols,
+        "notes": notes,
+    }

@@ -236,3 +236,102 @@ def select_texts(curve: ErrorCurve, method: str, target_error: float, *, error: 
         pick = min(range(len(draws)), key=lambda i: draws[i][col])
     idx, w, t1, t2, seed = draws[pick]
     return Selection(method, n, idx, w, t1, t2, float(target_error), seed)
+
+
+# --------------------------------------------------------------------------- map level
+
+#: Names of the derived datasets (under /map) that hold a selection.
+SELECTED_TEXTS = "selected_texts"
+SELECTED_WEIGHTS = "selected_weights"
+
+
+def resample_map(
+    data,
+    *,
+    methods=METHODS,
+    grid=None,
+    seeds=range(100),
+    target_error: float | None = None,
+    select_method: str = "ls",
+    error: str = "tau1",
+    progress: bool = False,
+) -> dict:
+    """Error curves (and optionally a selection) on a map (`_mapdata.MapData`).
+
+    Uses the fully scored rows; L is clipped at the 2 % quantile (the map's tau) and
+    double-centred by `pylogmap.geometry`. Returns `rows` (the curve), `tau` (clip threshold),
+    `n_models`, `n_texts` and, with `target_error`, `selection` (a `Selection`).
+    """
+    from pylogmap.analysis._mapdata import clipped_and_centred, require_used
+
+    used = require_used(data, 2, "resampling")
+    Lc, Q, tau = clipped_and_centred(data.L[used])
+    methods = tuple(methods)
+    if target_error is not None and select_method not in methods:
+        methods = methods + (select_method,)
+    curve = error_curve(Lc, Q, methods=methods, grid=grid, seeds=seeds, progress=progress)
+    out = {"rows": curve.rows, "tau": tau, "n_models": int(len(used)), "n_texts": int(Lc.shape[1])}
+    if target_error is not None:
+        out["selection"] = select_texts(curve, select_method, target_error, error=error)
+    return out
+
+
+def selection_items(sel: Selection, tau: float, n_texts: int, n_models: int) -> dict:
+    """The derived datasets that store a selection: `{name: (array, attrs)}`."""
+    attrs = {
+        "method": sel.method,
+        "n_draws": int(sel.n_draws),
+        "tau1": float(sel.tau1),
+        "tau2": float(sel.tau2),
+        "target_error": float(sel.target_error),
+        "seed": int(sel.seed),
+        "clip_tau": float(tau),
+        "n_texts_full": int(n_texts),
+        "n_models": int(n_models),
+    }
+    return {
+        SELECTED_TEXTS: (np.asarray(sel.indices, dtype=np.int64), attrs),
+        SELECTED_WEIGHTS: (np.asarray(sel.weights, dtype=np.float64), attrs),
+    }
+
+
+def place_models(
+    L_ref: np.ndarray,
+    L_new: np.ndarray,
+    weights: np.ndarray,
+    tau: float,
+    n_texts: int,
+) -> np.ndarray:
+    """KL estimates (nats per text) from each new model to each existing one, `[m, K]`.
+
+    `L_ref` `[K, n]` and `L_new` `[m, n]` are the log-likelihoods on the selected texts (in the
+    selection's order); both are clipped at the map's `tau`, resampled with the selection's
+    weights (row centring is per row, so the new models do not move the existing ones), and
+    the squared distances, which estimate the full-set `||q_i - q_j||^2`, are divided by
+    `2 N` with N the full number of texts.
+    """
+    L_ref = np.maximum(np.asarray(L_ref, dtype=np.float64), tau)
+    L_new = np.maximum(np.asarray(L_new, dtype=np.float64), tau)
+    cols = np.arange(L_ref.shape[1])
+    A = resampled_matrix(L_ref, cols, weights)
+    B = resampled_matrix(L_new, cols, weights)
+    G = (np.einsum("ij,ij->i", B, B)[:, None] + np.einsum("ij,ij->i", A, A)[None, :] - 2.0 * B @ A.T)
+    return np.maximum(G, 0.0) / (2.0 * n_texts)
+
+
+def place_in_2d(kl: np.ndarray, xy_ref: np.ndarray, k: int = 5) -> np.ndarray:
+    """2-D positions of new models: the mean of their k nearest existing models' coordinates,
+    weighted by 1/KL (an interpolation, not a re-run of t-SNE; the existing map is unchanged)."""
+    kl = np.asarray(kl, dtype=np.float64)
+    xy_ref = np.asarray(xy_ref, dtype=np.float64)
+    ok = np.all(np.isfinite(xy_ref), axis=1)
+    out = np.full((kl.shape[0], 2), np.nan)
+    if not ok.any():
+        return out
+    cand = np.nonzero(ok)[0]
+    k = min(k, len(cand))
+    for i in range(kl.shape[0]):
+        near = cand[np.argsort(kl[i, cand], kind="stable")[:k]]
+        w = 1.0 / np.maximum(kl[i, near], 1e-12)
+        out[i] = (w[:, None] * xy_ref[near]).sum(0) / w.sum()
+    return out

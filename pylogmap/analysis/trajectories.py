@@ -286,3 +286,132 @@ def weight_window_distances(
         for t in range(a + 1, min(T, a + window + 1)):
             D[a, t] = squared_weight_distance(ref, get(t))
     return D
+
+
+# --------------------------------------------------------------------------- map level
+
+
+def trajectories_map(
+    data,
+    *,
+    model: str | None = None,
+    drop_jumpy: float = 0.0,
+    window: int = 10,
+    weights: bool = False,
+    progress: bool = False,
+) -> dict:
+    """All trajectories of a map (`_mapdata.MapData`) with consecutive KLs and exponents.
+
+    L of the fully scored rows is clipped at the 2 % quantile (via geometry). With
+    `drop_jumpy` (e.g. 0.03), that fraction of texts with the largest change between
+    consecutive checkpoints is left out first. Checkpoint trajectories also get diffusion
+    exponents in log-likelihood space and, with `weights`, in weight space (checkpoint weights
+    read from local folders or the local Hugging Face cache). Layer trajectories get
+    consecutive KLs only (an exponent over layers has no diffusion meaning).
+    """
+    from pylogmap.analysis._mapdata import clipped_and_centred, require_used
+
+    used = require_used(data, 2, "trajectories")
+    trajs = group_trajectories(
+        [data.names[i] for i in used], [data.revisions[i] for i in used], data.layers[used],
+        data.steps[used], [data.labels[i] for i in used], model=model,
+    )
+    if not trajs:
+        what = f" for {model!r}" if model else ""
+        raise PylogmapError(
+            f"no trajectory{what} in the map: a trajectory needs the same model at several checkpoints "
+            f"(revisions with step numbers) or several layers ('pylogmap score --revisions ...' or "
+            f"'--layers all')."
+        )
+    Lc, _, tau = clipped_and_centred(data.L[used])
+    keep = np.ones(Lc.shape[1], dtype=bool)
+    if drop_jumpy > 0:
+        ck = [Lc[t.rows] for t in trajs if t.kind == "checkpoints"] or [Lc[t.rows] for t in trajs]
+        keep = jumpy_texts(ck, drop_jumpy)
+    mean_bytes = float(np.mean(data.text_bytes[keep]))
+    results = []
+    for t in trajs:
+        Lt = Lc[t.rows][:, keep]
+        res = {
+            "name": t.name,
+            "kind": t.kind,
+            "revision": t.revision,
+            "labels": t.labels,
+            "positions": t.positions,
+            "consecutive": consecutive_kl(Lt, mean_bytes),
+            "diffusion": {},
+        }
+        if t.kind == "checkpoints" and len(t.rows) >= 3:
+            res["diffusion"]["loglik"] = diffusion_exponents(t.positions, loglik_window_kl(Lt, window), window)
+            if weights:
+                map_rows = used[t.rows]
+                loaders = [_weight_loader(data.names[i], data.revisions[i]) for i in map_rows]
+                D = weight_window_distances(loaders, window, progress=progress)
+                res["diffusion"]["weights"] = diffusion_exponents(t.positions, D, window)
+        results.append(res)
+    return {
+        "trajectories": results,
+        "clip_tau": tau,
+        "n_texts_used": int(keep.sum()),
+        "n_texts_dropped": int((~keep).sum()),
+        "mean_bytes": mean_bytes,
+        "window": window,
+    }
+
+
+def _checkpoint_folder(name: str, revision: str):
+    """The local folder holding a checkpoint's weights, or a clear error."""
+    from pathlib import Path
+
+    p = Path(name)
+    if p.is_dir() and not revision:
+        return p
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, revision=revision or None, local_files_only=True))
+    except Exception as err:  # noqa: BLE001 - turned into a message with the fix
+        raise PylogmapError(
+            f"the weights of {name}{'@' + revision if revision else ''} are not available locally "
+            f"({type(err).__name__}); weight-space exponents need the checkpoints as local folders or "
+            f"in the Hugging Face cache. Leave out --weights for log-likelihood exponents only."
+        ) from err
+
+
+def load_state_dict(folder) -> dict:
+    """All tensors of a model folder (`*.safetensors`, else `pytorch_model*.bin`), by name.
+
+    safetensors files are read as numpy where the dtype allows and through torch (imported
+    here only) for bfloat16; `.bin` files need torch.
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    files = sorted(folder.glob("*.safetensors"))
+    out: dict = {}
+    if files:
+        from safetensors import safe_open
+
+        for f in files:
+            try:
+                with safe_open(str(f), framework="np") as h:
+                    for k in h.keys():
+                        out[k] = h.get_tensor(k)
+            except (TypeError, ValueError):  # bf16 has no numpy dtype
+                with safe_open(str(f), framework="pt") as h:
+                    for k in h.keys():
+                        out[k] = h.get_tensor(k)
+        return out
+    bins = sorted(folder.glob("pytorch_model*.bin"))
+    if not bins:
+        raise PylogmapError(f"no weights (*.safetensors or pytorch_model*.bin) in {folder}.")
+    import torch
+
+    for f in bins:
+        out.update(torch.load(f, map_location="cpu", weights_only=True))
+    return out
+
+
+def _weight_loader(name: str, revision: str):
+    folder = _checkpoint_folder(name, revision)
+    return lambda: load_state_dict(folder)

@@ -1,0 +1,144 @@
+"""What the analyses read from a map file, in one place (the only code here that knows the
+`store.MapFile` read API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pylogmap.errors import PylogmapError
+
+
+@dataclass
+class MapData:
+    """Rows of a map and their scores, as plain arrays.
+
+    `used` marks rows whose scores are complete (finite on every text, status ok); analyses work
+    on those. `L` is float64 `[M, N]` (NaN where not scored).
+    """
+
+    path: str
+    labels: list[str]
+    names: list[str]
+    revisions: list[str]
+    layers: np.ndarray
+    steps: np.ndarray
+    status: list[str]
+    L: np.ndarray
+    text_bytes: np.ndarray
+    annotations: dict
+    used: np.ndarray
+
+    @property
+    def n_models(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_texts(self) -> int:
+        return self.L.shape[1]
+
+
+def _strs(a) -> list[str]:
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in np.asarray(a).tolist()]
+
+
+def read_map(m, path: str = "") -> MapData:
+    """Read a `store.MapFile` into a `MapData`."""
+    table = m.models_table()
+    M = m.n_models
+    names = _strs(table.get("name", m.model_names()))
+    revisions = _strs(table["revision"]) if "revision" in table else [""] * M
+    layers = np.asarray(table["layer"], dtype=np.int64) if "layer" in table else np.full(M, -1, np.int64)
+    steps = np.asarray(table["step"], dtype=np.int64) if "step" in table else np.full(M, -1, np.int64)
+    status = _strs(table["status"]) if "status" in table else ["ok"] * M
+    L = np.asarray(m.loglik(), dtype=np.float64) if M else np.zeros((0, m.n_texts))
+    used = np.array([s == "ok" for s in status], dtype=bool) & np.all(np.isfinite(L), axis=1)
+    return MapData(
+        path=str(path),
+        labels=list(m.labels()),
+        names=names,
+        revisions=revisions,
+        layers=layers,
+        steps=steps,
+        status=status,
+        L=L,
+        text_bytes=np.asarray(m.text_bytes(), dtype=np.float64),
+        annotations=dict(m.annotations()),
+        used=used,
+    )
+
+
+def load(path) -> MapData:
+    """Open the map file at `path` read-only and read it."""
+    from pylogmap import store
+
+    m = store.open_map(path, mode="r")
+    try:
+        return read_map(m, str(path))
+    finally:
+        close = getattr(m, "close", None)
+        if close is not None:
+            close()
+
+
+def require_used(data: MapData, at_least: int, what: str) -> np.ndarray:
+    """Indices of the used rows; a clear error when fewer than `at_least`."""
+    rows = np.nonzero(data.used)[0]
+    if len(rows) < at_least:
+        raise PylogmapError(
+            f"{what} needs at least {at_least} fully scored models; {data.path or 'the map'} has "
+            f"{len(rows)} (of {data.n_models} rows). Score more models first ('pylogmap score')."
+        )
+    return rows
+
+
+def clipped_and_centred(L_used: np.ndarray, tau: float | None = None):
+    """(clipped L, Q, tau) of the used rows via `pylogmap.geometry`."""
+    from pylogmap import geometry
+
+    Lc, tau = geometry.clip(L_used, tau=tau)
+    Lc = np.asarray(Lc, dtype=np.float64)
+    return Lc, np.asarray(geometry.double_center(Lc), dtype=np.float64), float(tau)
+
+
+def _open_for_write(path):
+    from pylogmap import store
+
+    return store.open_map(path, mode="a")
+
+
+def write_annotations(path, columns: dict) -> None:
+    """Attach per-row columns (length M) to the map file (atomic commit by the store)."""
+    m = _open_for_write(path)
+    try:
+        m.set_annotations(columns)
+    finally:
+        close = getattr(m, "close", None)
+        if close is not None:
+            close()
+
+
+def write_derived(path, items: dict) -> None:
+    """Write derived results `{name: (array, attrs)}` under /map (atomic commit by the store)."""
+    m = _open_for_write(path)
+    try:
+        for name, (array, attrs) in items.items():
+            m.write_derived(name, array, attrs)
+    finally:
+        close = getattr(m, "close", None)
+        if close is not None:
+            close()
+
+
+def read_derived(path, name: str):
+    """`(array, attrs)` of a derived result, or None."""
+    from pylogmap import store
+
+    m = store.open_map(path, mode="r")
+    try:
+        return m.read_derived(name)
+    finally:
+        close = getattr(m, "close", None)
+        if close is not None:
+            close()
