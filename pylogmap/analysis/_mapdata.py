@@ -73,13 +73,8 @@ def load(path) -> MapData:
     """Open the map file at `path` read-only and read it."""
     from pylogmap import store
 
-    m = store.open_map(path, mode="r")
-    try:
+    with store.open_map(path, mode="r") as m:
         return read_map(m, str(path))
-    finally:
-        close = getattr(m, "close", None)
-        if close is not None:
-            close()
 
 
 def require_used(data: MapData, at_least: int, what: str) -> np.ndarray:
@@ -102,43 +97,25 @@ def clipped_and_centred(L_used: np.ndarray, tau: float | None = None):
     return Lc, np.asarray(geometry.double_center(Lc), dtype=np.float64), float(tau)
 
 
-def _open_for_write(path):
+def write_annotations(path, columns: dict) -> None:
+    """Attach per-row columns (length M) to the map file, in one atomic commit of the store."""
     from pylogmap import store
 
-    return store.open_map(path, mode="a")
-
-
-def write_annotations(path, columns: dict) -> None:
-    """Attach per-row columns (length M) to the map file (atomic commit by the store)."""
-    m = _open_for_write(path)
-    try:
+    with store.open_map(path, mode="a") as m:
         m.set_annotations(columns)
-    finally:
-        close = getattr(m, "close", None)
-        if close is not None:
-            close()
 
 
 def write_derived(path, items: dict) -> None:
-    """Write derived results `{name: (array, attrs)}` under /map (atomic commit by the store)."""
-    m = _open_for_write(path)
-    try:
-        for name, (array, attrs) in items.items():
-            m.write_derived(name, array, attrs)
-    finally:
-        close = getattr(m, "close", None)
-        if close is not None:
-            close()
+    """Write derived results `{name: (array, attrs)}` under /map, in one atomic commit."""
+    from pylogmap import store
+
+    with store.open_map(path, mode="a") as m:
+        m.update_map(items)
 
 
 def read_derived(path, name: str):
-    """`(array, attrs)` of a derived result, or None."""
+    """`(array, attrs)` of a derived result under /map, or None."""
     from pylogmap import store
 
-    m = store.open_map(path, mode="r")
-    try:
+    with store.open_map(path, mode="r") as m:
         return m.read_derived(name)
-    finally:
-        close = getattr(m, "close", None)
-        if close is not None:
-            close()
