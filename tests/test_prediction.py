@@ -81,6 +81,27 @@ def test_ridge_cv_predict_matches_manual_inner_cv():
         np.testing.assert_allclose(pred[te], _ridge_closed_form(Xtr, ytr, X[te], best), rtol=1e-7)
 
 
+def test_ridge_cv_predict_equals_sklearn_ridgecv_on_wide_features():
+    # The fast path (one SVD per training set for all penalties) against sklearn's RidgeCV with
+    # the same inner 5-fold CV, on features wider than the number of models (as Q is), several
+    # targets at once with their own grids. Predictions agree to 1e-6 relative (different
+    # solvers: SVD vs Cholesky of the kernel matrix, both float64).
+    from sklearn.linear_model import RidgeCV
+
+    L, Q, groups, rng = _synthetic(K=45, N=120, n_groups=9, seed=4)
+    Y = np.stack([50 + Q @ _in_row_space(Q, rng, 5.0) + rng.normal(size=45) * 3,
+                  -20 + Q @ _in_row_space(Q, rng, 0.5) + rng.normal(size=45) * 0.3], axis=1)
+    folds = P.outer_folds(45, groups=groups, seed=1)
+    grids = [P.DEFAULT_ALPHAS, P.LOGLIK_ALPHAS]
+    pred, chosen = P.ridge_cv_predict(Q, Y, folds, alphas=grids, clip=None)
+    for j in range(2):
+        for f in range(5):
+            tr, te = folds != f, folds == f
+            ref = RidgeCV(alphas=grids[j], cv=5).fit(Q[tr], Y[tr, j])
+            assert chosen[f, j] == ref.alpha_
+            np.testing.assert_allclose(pred[te, j], ref.predict(Q[te]), rtol=1e-6, atol=1e-6)
+
+
 def test_exact_linear_target_of_q_is_recovered():
     L, Q, groups, rng = _synthetic()
     y = 50 + Q @ _in_row_space(Q, rng, 8.0)  # roughly within [20, 80], so the [0, 100] clip does not act
@@ -146,3 +167,79 @@ def test_loglik_correlations():
     assert out[0]["n_models"] == 4
     assert out[0]["spearman"] == pytest.approx(1.0)
     assert out[0]["pearson"] == pytest.approx(np.corrcoef(m[:4], [10, 20, 30, 50])[0, 1])
+
+
+# ------------------------------------------------------------------ map level and scores table
+
+from _analysis_helpers import family_population, make_mapdata  # noqa: E402
+
+
+def _write_csv(path, header, rows):
+    path.write_text("\n".join([",".join(header)] + [",".join(map(str, r)) for r in rows]) + "\n")
+    return path
+
+
+def test_read_scores_csv_parses_ids_missing_and_categorical(tmp_path):
+    p = _write_csv(tmp_path / "s.csv", ["Model", "ARC", "family", "GSM8K"],
+                   [["a", "50.5", "llama", ""], ["b", "NaN", "opt", "3"]])
+    ids, cols = P.read_scores_csv(p, categorical=["family"])
+    assert ids == ["a", "b"]
+    assert np.isnan(cols["ARC"][1]) and cols["ARC"][0] == 50.5
+    assert np.isnan(cols["GSM8K"][0]) and cols["GSM8K"][1] == 3.0
+    assert cols["family"].tolist() == ["llama", "opt"]
+
+
+def test_non_numeric_column_and_bad_tables_are_clear_errors(tmp_path):
+    p = _write_csv(tmp_path / "s.csv", ["model", "ARC", "notes"], [["a", "50", "good"], ["b", "60", "bad"]])
+    with pytest.raises(PylogmapError, match=r"column 'notes' has the non-numeric value 'good'"):
+        P.read_scores_csv(p)
+    with pytest.raises(PylogmapError, match="does not exist"):
+        P.read_scores_csv(tmp_path / "missing.csv")
+    q = _write_csv(tmp_path / "d.csv", ["model", "ARC"], [["a", "1"], ["a", "2"]])
+    with pytest.raises(PylogmapError, match="twice"):
+        P.read_scores_csv(q)
+    r = _write_csv(tmp_path / "r.csv", ["model", "ARC"], [["a", "1", "9"]])
+    with pytest.raises(PylogmapError, match="fields"):
+        P.read_scores_csv(r)
+
+
+def test_unknown_model_names_are_a_clear_error_unless_skipped():
+    L, Z, fam = family_population()
+    data = make_mapdata(L, annotations={"family": fam})
+    ids = data.names[:30] + ["no/such-model"]
+    cols = {"ARC": np.r_[50 + 5 * Z[:30, 0], 40.0]}
+    with pytest.raises(PylogmapError, match=r"not in the map: 'no/such-model'.*--skip-unknown"):
+        P.predict_map(data, ids, cols, seeds=[0])
+    res = P.predict_map(data, ids, cols, seeds=[0], skip_unknown=True)
+    assert res["n_models"] == 30
+    assert any("unknown" in n for n in res["notes"])
+
+
+def test_predict_map_recovers_target_and_writes_columns_per_row():
+    L, Z, fam = family_population(K=40, N=200)
+    data = make_mapdata(L, annotations={"family": fam})
+    ids = data.labels[:36]  # the last 4 rows have no scores
+    y = 50 + 5 * Z[:36, 0]
+    res = P.predict_map(data, ids, {"ARC": y}, seeds=[0, 1])
+    assert res["splits"] == ["group", "kfold"] and res["primary_split"] == "group"
+    rows = {(r["target"], r["features"], r["split"]): r for r in res["rows"]}
+    assert set(rows) == {(t, f, s) for t in ("ARC", "mean_loglik") for f in ("Q", "L") for s in ("group", "kfold")}
+    assert rows[("ARC", "Q", "kfold")]["pearson_mean"] > 0.95
+    col = res["columns"]["pred_ARC"]
+    assert col.shape == (40,) and np.all(np.isfinite(col[:36])) and np.all(np.isnan(col[36:]))
+    # mean log-likelihood is the row mean of the unclipped L
+    ml = res["columns"]["pred_mean_loglik"]
+    assert np.corrcoef(ml[:36], L[:36].mean(1))[0, 1] > 0.95
+    assert [c["target"] for c in res["loglik_correlations"]] == ["ARC"]
+
+
+def test_predict_map_without_family_runs_plain_split_and_needs_enough_models():
+    L, Z, fam = family_population(K=40, N=100)
+    data = make_mapdata(L)
+    res = P.predict_map(data, data.labels, {"ARC": 50 + Z[:, 0]}, seeds=[0])
+    assert res["splits"] == ["kfold"]
+    assert any("plain shuffled split only" in n for n in res["notes"])
+    with pytest.raises(PylogmapError, match="no column 'size'"):
+        P.predict_map(data, data.labels, {"ARC": 50 + Z[:, 0]}, group_by="size", seeds=[0])
+    with pytest.raises(PylogmapError, match="only 4 models"):
+        P.predict_map(data, data.labels[:4], {"ARC": np.arange(4.0)}, seeds=[0])

@@ -130,3 +130,43 @@ def test_select_texts_smallest_size_reaching_target():
 def test_default_grid():
     assert R.default_grid(250) == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 200, 250]
     assert R.default_grid(5) == [5]
+
+
+# ------------------------------------------------------------------ map level
+
+from _analysis_helpers import family_population, make_mapdata  # noqa: E402
+
+
+def test_resample_map_selection_and_placement_of_known_models():
+    L, Z, fam = family_population(K=30, N=300, seed=2)
+    data = make_mapdata(L)
+    res = R.resample_map(data, methods=("uniform", "ls"), grid=[20, 60, 150, 300], seeds=range(8),
+                         target_error=0.2, select_method="ls")
+    sel = res["selection"]
+    assert sel.method == "ls" and sel.tau1 <= 0.2
+    items = R.selection_items(sel, res["tau"], res["n_texts"], res["n_models"])
+    idx, attrs = items[R.SELECTED_TEXTS]
+    assert idx.dtype == np.int64 and attrs["clip_tau"] == res["tau"] and attrs["n_texts_full"] == 300
+
+    # Placement: a new model identical to an existing one is nearest to it with KL ~ 0; with
+    # every text selected once (weights 1) the KL is exactly the full-set estimate
+    # Var_k(L_i - L_j) / 2 of the clipped vectors.
+    Lc = np.maximum(L, res["tau"])
+    kl = R.place_models(L[:, sel.indices], L[[7]][:, sel.indices], sel.weights, res["tau"], 300)
+    assert np.argmin(kl[0]) == 7 and kl[0, 7] == pytest.approx(0.0, abs=1e-9)
+    all_idx = np.arange(300)
+    kl_full = R.place_models(L, L[[3, 11]], np.ones(300), res["tau"], 300)
+    ref = np.array([[np.var(Lc[i] - Lc[j]) / 2 for j in range(30)] for i in (3, 11)])
+    np.testing.assert_allclose(kl_full, ref, rtol=1e-9, atol=1e-9)
+    assert all_idx.shape == (300,)
+
+
+def test_place_in_2d_interpolates_among_nearest():
+    xy = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [np.nan, np.nan]])
+    kl = np.array([[1.0, 1.0, 100.0, 0.0]])  # the NaN-coordinate row is skipped
+    out = R.place_in_2d(kl, xy, k=2)
+    np.testing.assert_allclose(out, [[5.0, 0.0]])
+
+
+def test_selection_path():
+    assert str(R.selection_path("/x/map.h5")) == "/x/map.selection.h5"

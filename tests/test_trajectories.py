@@ -140,3 +140,53 @@ def test_weight_window_distances_loads_and_caches():
     D2 = T.weight_window_distances(loaders, window=2)
     np.testing.assert_array_equal(np.isnan(D), np.isnan(D2))
     assert len(calls) > 6
+
+
+# ------------------------------------------------------------------ map level
+
+from _analysis_helpers import make_mapdata  # noqa: E402
+
+
+def _checkpoint_map(T_len=40, N=3000, seed=21):
+    """Checkpoints whose log-likelihood vectors follow a random walk (exponent 1), plus a
+    3-layer logit-lens trajectory and an unrelated model."""
+    rng = np.random.default_rng(seed)
+    base = -300 + rng.normal(size=N) * 50
+    walk = np.cumsum(rng.normal(size=(T_len, N)), axis=0)
+    L = np.vstack([base + walk, base + rng.normal(size=(3, N)) * 5, base[None] + 1.0])
+    names = ["pythia"] * T_len + ["llama"] * 3 + ["other"]
+    revs = [f"step{1000 * (t + 1)}" for t in range(T_len)] + ["", "", "", ""]
+    layers = [-1] * T_len + [0, 1, 2, -1]
+    return make_mapdata(L, names=names, revisions=revs, layers=layers), L
+
+
+def test_trajectories_map_checkpoints_and_layers():
+    from pylogmap import geometry
+
+    data, L = _checkpoint_map()
+    res = T.trajectories_map(data)
+    by = {(t["name"], t["kind"]): t for t in res["trajectories"]}
+    assert set(by) == {("pythia", "checkpoints"), ("llama", "layers")}
+    ck = by[("pythia", "checkpoints")]
+    assert ck["positions"].tolist() == [1000 * (t + 1) for t in range(40)]
+    # consecutive KLs equal geometry's estimate on the clipped vectors, in nats and bits/byte
+    Lc, tau = geometry.clip(L[data.used])
+    kl0, se0 = geometry.kl_estimate(Lc[0], Lc[1])
+    assert ck["consecutive"]["kl_nats"][0] == pytest.approx(kl0, rel=1e-12)
+    assert ck["consecutive"]["se_nats"][0] == pytest.approx(se0, rel=1e-12)
+    assert ck["consecutive"]["kl_bpb"][0] == pytest.approx(kl0 / (1000 * np.log(2)), rel=1e-9)
+    # a random walk in log-likelihood space: exponent 1 (KL ~ Var of the increments / 2)
+    assert ck["diffusion"]["loglik"]["summary"]["mean"] == pytest.approx(1.0, abs=0.05)
+    assert "loglik" not in by[("llama", "layers")]["diffusion"]
+    only = T.trajectories_map(data, model="llama")
+    assert [t["name"] for t in only["trajectories"]] == ["llama"]
+    with pytest.raises(PylogmapError, match="no trajectory for 'nobody'"):
+        T.trajectories_map(data, model="nobody")
+
+
+def test_trajectories_map_drops_jumpy_texts():
+    data, L = _checkpoint_map(T_len=12, N=1000)
+    res = T.trajectories_map(data, drop_jumpy=0.03)
+    assert res["n_texts_dropped"] == 30 and res["n_texts_used"] == 970
+    ck = [t for t in res["trajectories"] if t["kind"] == "checkpoints"][0]
+    assert np.all(np.isfinite(ck["consecutive"]["kl_nats"]))

@@ -84,6 +84,34 @@ def outer_folds(n: int, *, groups=None, n_splits: int = 5, seed: int = 0) -> np.
     return folds
 
 
+def _ridge_paths(Xtr: np.ndarray, Ytr: np.ndarray, Xev: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """Ridge (unpenalised intercept) predictions on `Xev` for every alpha and target at once.
+
+    One thin SVD of the centred training matrix serves all penalties and targets:
+    `w(alpha) = V diag(s / (s^2 + alpha)) U^T (y - ybar)`. Returns `[n_ev, n_targets, n_alphas]`.
+    """
+    xm = Xtr.mean(axis=0)
+    ym = Ytr.mean(axis=0)
+    U, s, Vt = np.linalg.svd(Xtr - xm, full_matrices=False)
+    keep = s > s[0] * 1e-12 if len(s) else s > 0
+    U, s, Vt = U[:, keep], s[keep], Vt[keep]
+    P = (Xev - xm) @ Vt.T  # [n_ev, r]
+    UtY = U.T @ (Ytr - ym)  # [r, T]
+    shrink = s[:, None] / (s[:, None] ** 2 + alphas[None, :])  # [r, A]
+    coef = UtY[:, :, None] * shrink[:, None, :]  # [r, T, A]
+    return np.einsum("nr,rta->nta", P, coef) + ym[None, :, None]
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """R^2 of predictions `[n, T, A]` against `y` `[n, T]`, as sklearn's r2_score
+    (force_finite: 1 for a perfect fit of a constant, 0 for an imperfect one)."""
+    sse = ((pred - y[:, :, None]) ** 2).sum(axis=0)
+    sst = ((y - y.mean(axis=0)) ** 2).sum(axis=0)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = 1.0 - sse / sst
+    return np.where(sst > 0, r2, np.where(sse == 0, 1.0, 0.0))
+
+
 def ridge_cv_predict(
     X: np.ndarray,
     y: np.ndarray,
@@ -95,33 +123,52 @@ def ridge_cv_predict(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold ridge predictions of `y` from `X` for the given outer folds.
 
-    In each outer fold the penalty is chosen by sklearn `RidgeCV` with an inner
-    `inner_splits`-fold CV over `alphas` on the training rows only. Returns
-    `(predictions [n], chosen alpha per fold [n_folds])`; predictions are clipped to `clip`
-    (None: no clipping, used for mean log-likelihood).
+    Same model and selection rule as sklearn `RidgeCV(alphas, cv=inner_splits)` (the paper's
+    code): in each outer fold the penalty maximises the mean R^2 over an unshuffled
+    `inner_splits`-fold split of the training rows (first best on ties), then ridge with an
+    intercept is refit on all training rows. Computed by one SVD per (inner) training set for
+    all penalties and targets instead of one fit per penalty (`tests/test_prediction.py` checks
+    it against RidgeCV). `y` may be `[n]` or `[n, T]` (`alphas` then one grid for all, or a list
+    of T grids of equal length). Returns `(predictions, chosen alphas [n_folds] or [n_folds, T])`;
+    predictions are clipped to `clip` (None: no clipping, used for mean log-likelihood).
     """
-    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold
 
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    single = y.ndim == 1
+    Y = y[:, None] if single else y
+    T = Y.shape[1]
+    grid = np.asarray(alphas, dtype=np.float64)
+    grids = np.broadcast_to(grid, (T, grid.shape[-1])) if grid.ndim == 1 else grid
+    if grids.shape[0] != T:
+        raise ValueError("give one alpha grid, or one per target")
+    all_alphas = np.unique(grids)
+    col = np.searchsorted(all_alphas, grids)  # [T, A]: position of each target's alphas
     fold_ids = np.unique(folds)
-    pred = np.full(len(y), np.nan)
-    chosen = np.full(len(fold_ids), np.nan)
+    pred = np.full(Y.shape, np.nan)
+    chosen = np.full((len(fold_ids), T), np.nan)
     for f_i, fold in enumerate(fold_ids):
         test = folds == fold
-        train = ~test
-        if train.sum() < inner_splits:
+        Xtr, Ytr = X[~test], Y[~test]
+        n = len(Ytr)
+        if n < inner_splits:
             raise PylogmapError(
-                f"a training fold has only {int(train.sum())} models, fewer than the "
-                f"{inner_splits} inner folds that choose the ridge penalty; score more models "
-                f"or use fewer folds."
+                f"a training fold has only {n} models, fewer than the {inner_splits} inner folds "
+                f"that choose the ridge penalty; score more models or use fewer folds."
             )
-        reg = RidgeCV(alphas=np.asarray(alphas, dtype=np.float64), cv=inner_splits)
-        reg.fit(X[train], y[train])
-        pred[test] = reg.predict(X[test])
-        chosen[f_i] = reg.alpha_
+        score = np.zeros((T, len(all_alphas)))
+        for tr, va in KFold(n_splits=inner_splits).split(Xtr):
+            score += _r2(Ytr[va], _ridge_paths(Xtr[tr], Ytr[tr], Xtr[va], all_alphas))
+        score /= inner_splits
+        best = np.array([col[t][int(np.argmax(score[t, col[t]]))] for t in range(T)])
+        full = _ridge_paths(Xtr, Ytr, X[test], all_alphas)  # [n_test, T, A_all]
+        pred[test] = full[:, np.arange(T), best]
+        chosen[f_i] = all_alphas[best]
     if clip is not None:
         pred = np.clip(pred, clip[0], clip[1])
+    if single:
+        return pred[:, 0], chosen[:, 0]
     return pred, chosen
 
 
@@ -189,7 +236,7 @@ def predict_benchmarks(
     if not seeds:
         raise PylogmapError("at least one seed is needed.")
     n = None
-    compressed = {}
+    compressed: dict[str, np.ndarray] = {}
     for name, X in features.items():
         X = np.asarray(X, dtype=np.float64)
         if not np.all(np.isfinite(X)):
@@ -202,55 +249,72 @@ def predict_benchmarks(
         raise ValueError("no feature sets given")
     groups_arr = None if groups is None else np.asarray(groups)
 
-    jobs = [(t, fname, split) for t in targets for fname in features for split in splits]
+    # Targets known for the same models share folds, SVDs and fits.
+    ys = {}
+    for t, y in targets.items():
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (n,):
+            raise ValueError(f"target {t!r} has shape {y.shape}, expected ({n},)")
+        ys[t] = y
+    by_mask: dict[bytes, list[str]] = {}
+    for t, y in ys.items():
+        by_mask.setdefault(np.isfinite(y).tobytes(), []).append(t)
+
+    jobs = [(fname, split, key) for fname in features for split in splits for key in by_mask]
     iterator = jobs
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(jobs, desc="ridge CV", unit="fit")
-    result = PredictionResult()
-    # Compress each feature set once per target row subset (usually all rows).
-    cache: dict[tuple[str, bytes], np.ndarray] = {}
-    for target, fname, split in iterator:
-        y = np.asarray(targets[target], dtype=np.float64)
-        if y.shape != (n,):
-            raise ValueError(f"target {target!r} has shape {y.shape}, expected ({n},)")
-        have = np.isfinite(y)
-        key = (fname, np.packbits(have).tobytes())
-        if key not in cache:
-            cache[key] = compress_features(compressed[fname][have])
-        X = cache[key]
-        is_loglik = target in loglik_targets
-        alphas = LOGLIK_ALPHAS if is_loglik else DEFAULT_ALPHAS
-        tclip = None if is_loglik else clip
-        per_seed = np.full((len(seeds), n), np.nan)
-        pear, spear, chosen = [], [], []
+        iterator = tqdm(jobs, desc="ridge CV", unit="job")
+    per_seed: dict[tuple[str, str, str], np.ndarray] = {}
+    stats: dict[tuple[str, str, str], dict] = {}
+    for fname, split, key in iterator:
+        names = by_mask[key]
+        have = np.frombuffer(key, dtype=bool)
+        if not have.any():
+            raise PylogmapError(f"target(s) {', '.join(names)} have no known value for any model.")
+        X = compress_features(compressed[fname][have])
+        Y = np.stack([ys[t][have] for t in names], axis=1)
+        grids = [LOGLIK_ALPHAS if t in loglik_targets else DEFAULT_ALPHAS for t in names]
+        for t in names:
+            per_seed[(t, fname, split)] = np.full((len(seeds), n), np.nan)
+            stats[(t, fname, split)] = {"pearson": [], "spearman": [], "alphas": []}
         for s_i, seed in enumerate(seeds):
             g = groups_arr[have] if split == "group" else None
             folds = outer_folds(int(have.sum()), groups=g, n_splits=n_splits, seed=seed)
-            pred, alpha = ridge_cv_predict(
-                X, y[have], folds, alphas=alphas, inner_splits=inner_splits, clip=tclip
-            )
-            per_seed[s_i, have] = pred
-            r, rho = correlations(y[have], pred)
-            pear.append(r)
-            spear.append(rho)
-            chosen.extend(alpha.tolist())
-        result.rows.append(
-            {
-                "target": target,
-                "features": fname,
-                "split": split,
-                "n_models": int(have.sum()),
-                "pearson_mean": float(np.mean(pear)),
-                "pearson_std": float(np.std(pear)),
-                "spearman_mean": float(np.mean(spear)),
-                "spearman_std": float(np.std(spear)),
-                "alphas": chosen,
-            }
-        )
-        result.per_seed[(target, fname, split)] = per_seed
-        result.predictions[(target, fname, split)] = per_seed.mean(axis=0)
+            pred, alpha = ridge_cv_predict(X, Y, folds, alphas=grids, inner_splits=inner_splits, clip=None)
+            for j, t in enumerate(names):
+                p = pred[:, j]
+                if t not in loglik_targets and clip is not None:
+                    p = np.clip(p, clip[0], clip[1])
+                per_seed[(t, fname, split)][s_i, have] = p
+                r, rho = correlations(Y[:, j], p)
+                st = stats[(t, fname, split)]
+                st["pearson"].append(r)
+                st["spearman"].append(rho)
+                st["alphas"].extend(alpha[:, j].tolist())
+
+    result = PredictionResult()
+    for t in targets:
+        for fname in features:
+            for split in splits:
+                key = (t, fname, split)
+                st = stats[key]
+                result.rows.append(
+                    {
+                        "target": t,
+                        "features": fname,
+                        "split": split,
+                        "n_models": int(np.isfinite(ys[t]).sum()),
+                        "pearson_mean": float(np.mean(st["pearson"])),
+                        "pearson_std": float(np.std(st["pearson"])),
+                        "spearman_mean": float(np.mean(st["spearman"])),
+                        "spearman_std": float(np.std(st["spearman"])),
+                        "alphas": st["alphas"],
+                    }
+                )
+                result.per_seed[key] = per_seed[key]
+                result.predictions[key] = per_seed[key].mean(axis=0)
     return result
 
 

@@ -1,0 +1,45 @@
+"""Fixtures shared by the analysis tests: in-memory maps (no file needed) and map files."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pylogmap.analysis._mapdata import MapData
+
+
+def make_mapdata(L, *, names=None, revisions=None, layers=None, steps=None, annotations=None,
+                 text_bytes=None, labels=None) -> MapData:
+    L = np.asarray(L, dtype=np.float64)
+    K, N = L.shape
+    names = list(names) if names is not None else [f"model-{i}" for i in range(K)]
+    revisions = list(revisions) if revisions is not None else [""] * K
+    layers = np.asarray(layers if layers is not None else [-1] * K, dtype=np.int64)
+    steps = np.asarray(steps if steps is not None else [-1] * K, dtype=np.int64)
+    if labels is None:
+        labels = [
+            n + (f"@{r}" if r else "") + (f"#L{ly}" if ly >= 0 else "")
+            for n, r, ly in zip(names, revisions, layers.tolist())
+        ]
+    return MapData(
+        path="memory.h5",
+        labels=list(labels),
+        names=names,
+        revisions=revisions,
+        layers=layers,
+        steps=steps,
+        status=["ok"] * K,
+        L=L,
+        text_bytes=np.asarray(text_bytes if text_bytes is not None else np.full(N, 1000.0), dtype=np.float64),
+        annotations=dict(annotations or {}),
+        used=np.all(np.isfinite(L), axis=1),
+    )
+
+
+def family_population(K=40, N=200, n_families=8, seed=0):
+    """Low-rank population: family centre + latent directions + noise. Returns (L, Z, families)."""
+    rng = np.random.default_rng(seed)
+    fam = np.arange(K) % n_families
+    W = rng.normal(size=(3, N)) * 20
+    Z = rng.normal(size=(n_families, 3))[fam] + rng.normal(size=(K, 3)) * 0.3
+    L = -300 + Z @ W + rng.normal(size=(K, N))
+    return L, Z, np.array([f"fam{f}" for f in fam], dtype=object)
