@@ -43,3 +43,16 @@ def family_population(K=40, N=200, n_families=8, seed=0):
     Z = rng.normal(size=(n_families, 3))[fam] + rng.normal(size=(K, 3)) * 0.3
     L = -300 + Z @ W + rng.normal(size=(K, N))
     return L, Z, np.array([f"fam{f}" for f in fam], dtype=object)
+
+
+def write_map(path, L, keys, *, meta=None, annotations=None, n_bytes=None):
+    """A real map file (through the store) holding `L` with row keys `(name, revision, layer)`."""
+    from pylogmap.store import MapFile
+    from pylogmap.synthetic import synthetic_texts
+
+    L = np.asarray(L, dtype=np.float32)
+    nb = np.asarray(n_bytes if n_bytes is not None else np.full(L.shape[1], 300), dtype=np.int64)
+    texts = synthetic_texts(nb, seed=0)
+    mf = MapFile.create_with_rows(path, texts, keys, L, None, meta, annotations=annotations)
+    mf.close()
+    return path

@@ -243,3 +243,39 @@ def test_predict_map_without_family_runs_plain_split_and_needs_enough_models():
         P.predict_map(data, data.labels, {"ARC": 50 + Z[:, 0]}, group_by="size", seeds=[0])
     with pytest.raises(PylogmapError, match="only 4 models"):
         P.predict_map(data, data.labels[:4], {"ARC": np.arange(4.0)}, seeds=[0])
+
+
+# ------------------------------------------------------------------ command
+
+def test_predict_command_tables_json_and_annotations(tmp_path, capsys):
+    import json
+
+    from _analysis_helpers import write_map
+
+    from pylogmap.cli import main
+    from pylogmap.store import open_map
+
+    L, Z, fam = family_population(K=30, N=120, n_families=6)
+    names = [f"org/model-{i}" for i in range(30)]
+    path = write_map(tmp_path / "m.h5", L, [(n, "", -1) for n in names], annotations={"family": fam})
+    csv = _write_csv(tmp_path / "scores.csv", ["model", "ARC", "MMLU"],
+                     [[n, f"{50 + 5 * Z[i, 0]:.4f}", f"{40 + 3 * Z[i, 1]:.4f}" if i % 7 else ""] for i, n in enumerate(names)])
+    assert main(["predict", str(path), str(csv), "--seeds", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_models"] == 30 and out["splits"] == ["group", "kfold"]
+    assert {r["target"] for r in out["rows"]} == {"ARC", "MMLU", "mean_loglik"}
+    mmlu = [r for r in out["rows"] if r["target"] == "MMLU"][0]
+    assert mmlu["n_models"] == 25
+    assert out["written_columns"] == ["pred_ARC", "pred_MMLU", "pred_mean_loglik"]
+    with open_map(path) as m:
+        ann = m.annotations()
+    assert ann["pred_ARC"].shape == (30,) and np.all(np.isfinite(ann["pred_ARC"]))
+    assert np.isnan(ann["pred_MMLU"][0]) and np.isfinite(ann["pred_MMLU"][1])
+
+    assert main(["predict", str(path), str(csv), "--seeds", "1", "--split", "kfold", "--no-write"]) == 0
+    text = capsys.readouterr().out
+    assert "pearson r" in text and "mean log-likelihood vs benchmark" in text
+
+    bad = _write_csv(tmp_path / "bad.csv", ["model", "ARC"], [["org/model-0", "50"], ["nobody", "3"]])
+    assert main(["predict", str(path), str(bad)]) == 2
+    assert "not in the map: 'nobody'" in capsys.readouterr().err

@@ -170,3 +170,41 @@ def test_place_in_2d_interpolates_among_nearest():
 
 def test_selection_path():
     assert str(R.selection_path("/x/map.h5")) == "/x/map.selection.h5"
+
+
+def test_resample_command_stores_selection_and_plots(tmp_path, capsys):
+    import json
+
+    from _analysis_helpers import write_map
+
+    from pylogmap.cli import main
+    from pylogmap.store import open_map
+
+    L, Z, fam = family_population(K=20, N=200, seed=3)
+    path = write_map(tmp_path / "m.h5", L, [(f"m{i}", "", -1) for i in range(20)])
+    png = tmp_path / "curve.png"
+    args = ["resample", str(path), "--sizes", "20,50,100,200", "--seeds", "5", "--target-error", "0.3", "--json"]
+    if _has_matplotlib():
+        args += ["--plot", str(png)]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["rows"]) == 12 and out["n_models"] == 20
+    sel = out["selection"]
+    assert sel["tau1"] <= 0.3 and sel["method"] == "ls"
+    with open_map(path) as m:
+        idx, attrs = m.read_derived(R.SELECTED_TEXTS)
+        w, _ = m.read_derived(R.SELECTED_WEIGHTS)
+    assert idx.tolist() == sel["indices"] and np.allclose(w, sel["weights"])
+    assert attrs["method"] == "ls" and attrs["n_texts_full"] == 200
+    if _has_matplotlib():
+        assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["resample", str(path), "--sizes", "10", "--seeds", "2", "--target-error", "1e-6"]) == 2
+    assert "no sample size reaches" in capsys.readouterr().err
+
+
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True

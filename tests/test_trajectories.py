@@ -190,3 +190,46 @@ def test_trajectories_map_drops_jumpy_texts():
     assert res["n_texts_dropped"] == 30 and res["n_texts_used"] == 970
     ck = [t for t in res["trajectories"] if t["kind"] == "checkpoints"][0]
     assert np.all(np.isfinite(ck["consecutive"]["kl_nats"]))
+
+
+def test_trajectory_command_json_and_table(tmp_path, capsys):
+    import json
+
+    from _analysis_helpers import write_map
+
+    from pylogmap.cli import main
+
+    data, L = _checkpoint_map(T_len=14, N=400)
+    keys = [(n, r, int(ly)) for n, r, ly in zip(data.names, data.revisions, data.layers)]
+    path = write_map(tmp_path / "m.h5", L, keys)
+    assert main(["trajectory", str(path), "--json", "--drop-jumpy", "0.03"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_texts_dropped"] == 12
+    ck = [t for t in out["trajectories"] if t["kind"] == "checkpoints"][0]
+    assert len(ck["consecutive"]["kl_bpb"]) == 13 and all(v > 0 for v in ck["consecutive"]["kl_bpb"])
+    assert ck["diffusion"]["loglik"]["summary"]["n_starts"] == 12
+    png = tmp_path / "t.png"
+    args = ["trajectory", str(path), "--model", "pythia"]
+    try:
+        import matplotlib  # noqa: F401
+
+        args += ["--plot", str(png)]
+    except ImportError:
+        png = None
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "diffusion exponent (loglik space" in text and "KL bits/byte" in text
+    if png is not None:
+        assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_trajectory_command_checkpoints_without_steps(tmp_path, capsys):
+    from _analysis_helpers import write_map
+
+    from pylogmap.cli import main
+
+    rng = np.random.default_rng(0)
+    L = -100 + rng.normal(size=(3, 50))
+    path = write_map(tmp_path / "m.h5", L, [("m", "main", -1), ("m", "dev", -1), ("x", "", -1)])
+    assert main(["trajectory", str(path)]) == 2
+    assert "no step number" in capsys.readouterr().err
