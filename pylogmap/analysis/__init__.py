@@ -3,6 +3,7 @@
 - `prediction`: benchmark scores from the map by cross-validated ridge regression;
 - `resampling`: likelihood-variance resampling of texts, error curves, reduced text sets;
 - `trajectories`: KL along checkpoints and layers, diffusion exponents;
+- `leakage`: texts and sources a model finds anomalously easy relative to its neighbours;
 - `interpolation`: weight interpolation of three models scored on a grid (needs torch, imported
   only when called).
 
@@ -44,6 +45,10 @@ _LAZY = {
     "trajectories_map": "trajectories",
     # interpolation (section 8)
     "interpolate_models": "interpolation",
+    # data-leakage hints (section 8)
+    "leakage_map": "leakage",
+    "neighbour_residuals": "leakage",
+    "add_models": "resampling",
     "grid_weights": "interpolation",
     "compare_grids": "interpolation",
 }
