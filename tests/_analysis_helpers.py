@@ -56,3 +56,54 @@ def write_map(path, L, keys, *, meta=None, annotations=None, n_bytes=None):
     mf = MapFile.create_with_rows(path, texts, keys, L, None, meta, annotations=annotations)
     mf.close()
     return path
+
+
+def train_with_checkpoints(folder, *, steps=10, every=1, seed=0, arch="gpt2"):
+    """Train a tiny model (the scoring tests' architecture and tokenizer) with Adam, saving a
+    checkpoint folder `folder/checkpoint-<step>` (weights + tokenizer) every `every` steps,
+    step 0 included. Returns the checkpoint folders in order. About a second on a CPU."""
+    from pathlib import Path
+
+    import torch
+    from _score_helpers import ARCH_STYLE, make_config, shakespeare_texts, tokenizer
+    from transformers import AutoModelForCausalLM
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(make_config(arch))
+    tok = tokenizer(ARCH_STYLE[arch])
+    ids = tok(list(shakespeare_texts(16, seed=99)), add_special_tokens=True)["input_ids"]
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    out = []
+
+    def save(step):
+        p = folder / f"checkpoint-{step}"
+        model.save_pretrained(p)
+        tok.save_pretrained(p)
+        out.append(str(p))
+
+    save(0)
+    model.train()
+    for step in range(1, steps + 1):
+        seq = torch.tensor([ids[step % len(ids)][:64]])
+        loss = model(input_ids=seq, labels=seq).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % every == 0:
+            model.eval()
+            save(step)
+            model.train()
+    return out
+
+
+def write_texts(path, n=12, seed=0):
+    """A small jsonl text set of Shakespeare passages (the scoring tests' texts)."""
+    import json
+
+    from _score_helpers import shakespeare_texts
+
+    with open(path, "w", encoding="utf-8") as f:
+        for k, t in enumerate(shakespeare_texts(n, seed=seed)):
+            f.write(json.dumps({"index": k, "text": t}) + "\n")
+    return path

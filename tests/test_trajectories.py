@@ -233,3 +233,52 @@ def test_trajectory_command_checkpoints_without_steps(tmp_path, capsys):
     path = write_map(tmp_path / "m.h5", L, [("m", "main", -1), ("m", "dev", -1), ("x", "", -1)])
     assert main(["trajectory", str(path)]) == 2
     assert "no step number" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ end to end with the scorer
+
+def test_trajectory_end_to_end_on_tiny_trained_checkpoints(tmp_path, capsys):
+    """A tiny model trained here with a checkpoint after every step; the real scorer scores the
+    checkpoint folders; the trajectory command orders them by step and gives finite KLs and
+    exponents in log-likelihood and weight space. Weight distances are checked against a
+    direct float64 torch computation from the saved folders."""
+    pytest.importorskip("torch")
+    pytest.importorskip("pylogmap.scoring")
+    import json
+
+    import torch
+    from _analysis_helpers import train_with_checkpoints, write_texts
+    from transformers import AutoModelForCausalLM
+
+    from pylogmap.cli import main
+
+    ckpts = train_with_checkpoints(tmp_path / "run", steps=8)
+    texts = write_texts(tmp_path / "texts.jsonl", n=10)
+    out = tmp_path / "ckpt.h5"
+    order = [ckpts[i] for i in (3, 0, 8, 5, 1, 2, 7, 4, 6)]  # scoring order does not matter
+    assert main(["score", "--texts", str(texts), "--models", *order, "-o", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["trajectory", str(out), "--json", "--weights", "--window", "4"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    (t,) = res["trajectories"]
+    assert t["kind"] == "checkpoints" and t["positions"] == list(range(9))
+    assert t["name"] == str(tmp_path / "run")
+    kl = np.array(t["consecutive"]["kl_nats"], dtype=float)
+    assert kl.shape == (8,) and np.all(np.isfinite(kl)) and np.all(kl > 0)
+    assert np.all(np.isfinite(t["consecutive"]["se_bpb"]))
+    for space in ("loglik", "weights"):
+        c = np.array(t["diffusion"][space]["c"], dtype=float)
+        assert len(c) == 7 and np.all(np.isfinite(c))
+    # weight distance of the first fit point against torch float64 over all parameters
+    m0, m1 = (AutoModelForCausalLM.from_pretrained(ckpts[i]) for i in (0, 1))
+    p1 = dict(m1.named_parameters())
+    ref = sum(float(((p.double() - p1[n].double()) ** 2).sum()) for n, p in m0.named_parameters())
+    b = t["diffusion"]["weights"]["b"][0]
+    c0 = t["diffusion"]["weights"]["c"][0]
+    assert ref > 0 and np.isfinite(b) and np.isfinite(c0)
+    from pylogmap.analysis.trajectories import load_state_dict, squared_weight_distance
+
+    got = squared_weight_distance(load_state_dict(ckpts[0]), load_state_dict(ckpts[1]))
+    # The saved state dict holds the tied embedding once (GPT-2 ties lm_head): same sum.
+    assert got == pytest.approx(ref, rel=1e-12)
+    del torch

@@ -185,7 +185,7 @@ def interpolate_models(
     hi: float = 1.0,
     work_dir=None,
     keep_models: bool = False,
-    dtype: str = "float32",
+    dtype: str = "fp32",
     device: str = "auto",
     progress: bool = True,
 ) -> dict:
@@ -204,9 +204,9 @@ def interpolate_models(
     out = Path(out)
     work = Path(work_dir) if work_dir is not None else out.with_name(out.name + ".models")
     ab = grid_weights(step, lo, hi)
-    torch_dtype = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
     if torch_dtype is None:
-        raise PylogmapError(f"unknown dtype {dtype!r}; use float32, float64, bfloat16 or float16.")
+        raise PylogmapError(f"unknown dtype {dtype!r}; use fp32, bf16 or fp16.")
     specs = [base, model_a, model_b]
     models = [_load_hf(s, torch_dtype) for s in specs]
     check_compatible(models, specs)

@@ -19,7 +19,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--models", nargs="+", required=True, metavar="MODEL",
                         help="models to add (local folders, .gguf files or cached hub ids)")
     parser.add_argument("--revision", help="hub revision of the models")
-    parser.add_argument("--dtype", default="auto", help="weight dtype for scoring (default auto)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                        help="weight dtype for scoring (default auto)")
     parser.add_argument("--device", default="auto", help="device for scoring (default auto)")
     parser.add_argument("-k", type=int, default=10, help="nearest models to report (default 10)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")

@@ -23,8 +23,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--grid", type=float, default=0.2, help="grid step for a and b (default 0.2)")
     parser.add_argument("--range", nargs=2, type=float, default=(0.0, 1.0), metavar=("LO", "HI"),
                         help="range of a and b (default 0 1; e.g. -0.5 1.5 to extrapolate)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "bfloat16", "float16"],
-                        help="dtype the merged models are built and scored in (default float32)")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
+                        help="dtype the merged models are built, saved and scored in (default fp32)")
     parser.add_argument("--device", default="auto", help="device for scoring (default auto)")
     parser.add_argument("--work-dir", help="where merged model folders are written (default OUT.models/)")
     parser.add_argument("--keep-models", action="store_true", help="keep the merged model folders")
