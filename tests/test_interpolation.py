@@ -79,6 +79,7 @@ def test_merge_state_dicts_is_the_affine_combination():
         I.merge_state_dicts(sds, 0.5, 0.5)
 
 
+@pytest.mark.slow  # trains and scores tiny models: ~10 s alone, a minute on a loaded machine
 def test_interpolate_end_to_end_on_tiny_models(tmp_path, capsys):
     """Three tiny GPT-2 models trained here; the grid's corners must score exactly like the
     models themselves scored directly (their merged weights are bit-identical)."""

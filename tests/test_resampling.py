@@ -208,3 +208,50 @@ def _has_matplotlib():
     except ImportError:
         return False
     return True
+
+
+@pytest.mark.slow  # scores five tiny models: ~10 s alone, longer on a loaded machine
+def test_add_end_to_end_places_a_copy_of_a_model_on_it(tmp_path, capsys):
+    """Map of four tiny models scored by the real scorer; store a selection; add a byte-identical
+    copy of one of them (another folder): it is scored on the selected texts only, its nearest
+    model is the original with KL 0, and it is placed exactly on the original's coordinates."""
+    pytest.importorskip("torch")
+    pytest.importorskip("pylogmap.scoring")
+    import json
+    import shutil
+
+    from _analysis_helpers import write_texts
+    from _score_helpers import model_dir
+
+    from pylogmap.cli import main
+    from pylogmap.store import open_map
+
+    models = [model_dir("gpt2", seed=s) for s in range(4)]
+    texts = write_texts(tmp_path / "t.jsonl", n=12)
+    path = tmp_path / "m.h5"
+    assert main(["score", "--texts", str(texts), "--models", *models, "-o", str(path), "--quiet"]) == 0
+    assert main(["resample", str(path), "--sizes", "6,12", "--seeds", "4", "--target-error", "0.9"]) == 0
+    xy = np.array([[0.0, 0.0], [3.0, 4.0], [-2.0, 1.0], [5.0, -1.0]])
+    with open_map(path, mode="a") as m:
+        m.write_derived("tsne", xy, {"note": "test coordinates"})
+        n_sel = len(m.read_derived(R.SELECTED_TEXTS)[0])
+    copy = tmp_path / "copy-of-1"
+    shutil.copytree(models[1], copy)
+    capsys.readouterr()
+    assert main(["add", str(path), "--models", str(copy), "-k", "2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n_selected_texts"] == n_sel and res["n_texts"] == 12
+    near = res["neighbors"][0]
+    assert near[0]["label"] == models[1] and near[0]["kl_nats"] == pytest.approx(0.0, abs=1e-9)
+    assert near[1]["kl_nats"] > 0
+    np.testing.assert_allclose(res["xy"][0], [3.0, 4.0], atol=1e-6)
+    with open_map(path) as m:
+        assert m.n_models == 5
+        L = m.loglik()
+        ann = m.annotations()
+        idx = m.read_derived(R.SELECTED_TEXTS)[0]
+    np.testing.assert_array_equal(L[4, idx], L[1, idx])  # scored on the selection ...
+    others = np.setdiff1d(np.arange(12), idx)
+    assert len(others) > 0 and np.all(np.isnan(L[4, others]))  # ... and only there
+    assert ann["nearest"][4] == models[1] and ann["placed_x"][4] == pytest.approx(3.0)
+    assert (tmp_path / "m.selection.h5").exists()

@@ -237,6 +237,7 @@ def test_trajectory_command_checkpoints_without_steps(tmp_path, capsys):
 
 # ------------------------------------------------------------------ end to end with the scorer
 
+@pytest.mark.slow  # trains and scores tiny models: ~10 s alone, a minute on a loaded machine
 def test_trajectory_end_to_end_on_tiny_trained_checkpoints(tmp_path, capsys):
     """A tiny model trained here with a checkpoint after every step; the real scorer scores the
     checkpoint folders; the trajectory command orders them by step and gives finite KLs and
@@ -246,7 +247,6 @@ def test_trajectory_end_to_end_on_tiny_trained_checkpoints(tmp_path, capsys):
     pytest.importorskip("pylogmap.scoring")
     import json
 
-    import torch
     from _analysis_helpers import train_with_checkpoints, write_texts
     from transformers import AutoModelForCausalLM
 
@@ -272,7 +272,7 @@ def test_trajectory_end_to_end_on_tiny_trained_checkpoints(tmp_path, capsys):
     # weight distance of the first fit point against torch float64 over all parameters
     m0, m1 = (AutoModelForCausalLM.from_pretrained(ckpts[i]) for i in (0, 1))
     p1 = dict(m1.named_parameters())
-    ref = sum(float(((p.double() - p1[n].double()) ** 2).sum()) for n, p in m0.named_parameters())
+    ref = sum(float(((p.detach().double() - p1[n].detach().double()) ** 2).sum()) for n, p in m0.named_parameters())
     b = t["diffusion"]["weights"]["b"][0]
     c0 = t["diffusion"]["weights"]["c"][0]
     assert ref > 0 and np.isfinite(b) and np.isfinite(c0)
@@ -281,4 +281,3 @@ def test_trajectory_end_to_end_on_tiny_trained_checkpoints(tmp_path, capsys):
     got = squared_weight_distance(load_state_dict(ckpts[0]), load_state_dict(ckpts[1]))
     # The saved state dict holds the tied embedding once (GPT-2 ties lm_head): same sum.
     assert got == pytest.approx(ref, rel=1e-12)
-    del torch
