@@ -25,6 +25,7 @@ import json
 import os
 import random
 import struct
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -369,8 +370,9 @@ def make_texts(
         kept = list(documents)
         opener = lambda: kept  # noqa: E731
 
-    # Pass 1: positions of the kept chunks (document, chunk index, byte start, byte end).
-    doc_idx, chunk_idx, starts, ends = [], [], [], []
+    # Pass 1: positions of the kept chunks (document, chunk index, byte start, byte end), in compact
+    # arrays (the paper's 5.7 M chunks take ~180 MB instead of ~1 GB of Python ints).
+    doc_idx, chunk_idx, starts, ends = array("q"), array("q"), array("q"), array("q")
     sources: list[str] = []
     bar = _progress(progress, "chunking documents")
     for d, doc in enumerate(opener()):

@@ -188,6 +188,7 @@ void row(const LogprobArgs& a, const Transform& tr, int64_t r) {
     float t = 0.0f;   // sum exp(y - m) * (y - m)   (entropy only)
     vi lane;
     for (int i = 0; i < kW; ++i) lane[i] = i;
+    vi vnan = lane - lane;  // lanes that saw a NaN: the row's results are then NaN
 
     for (int64_t c0 = 0; c0 < V; c0 += kChunk) {
         const int64_t len = (V - c0 < kChunk) ? (V - c0) : kChunk;
@@ -199,6 +200,7 @@ void row(const LogprobArgs& a, const Transform& tr, int64_t r) {
             vf y = transform<MODE>(Load<T>::vec(xc + i), tr);
             vstore(buf + i, y);
             vmax = y > vmax ? y : vmax;
+            vnan |= (y != y);
         }
         if (i < len) {  // ragged end: pad the last vector with -inf (after the transform)
             const int rem = static_cast<int>(len - i);
@@ -208,6 +210,7 @@ void row(const LogprobArgs& a, const Transform& tr, int64_t r) {
             y = lane < rem ? y : splat(-kInf);
             vstore(buf + i, y);
             vmax = y > vmax ? y : vmax;
+            vnan |= (y != y);
             i += kW;
         }
         const int64_t len_padded = i;
@@ -216,7 +219,8 @@ void row(const LogprobArgs& a, const Transform& tr, int64_t r) {
             if (m != -kInf) {
                 const float d = m - cm;
                 const float f = vexp(splat(d))[0];
-                if (ENTROPY) t = f * (t + d * s);
+                // f * d, not d * s: d * s overflows for d ~ -3e38 (huge negative masks)
+                if (ENTROPY) t = f * t + (f * d) * s;
                 s *= f;
             }
             m = cm;
@@ -253,6 +257,14 @@ void row(const LogprobArgs& a, const Transform& tr, int64_t r) {
         if (ENTROPY) t += hsum(vt0 + vt1);
     }
 
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    bool has_nan = false;
+    for (int i = 0; i < kW; ++i) has_nan |= vnan[i] != 0;
+    if (has_nan) {  // NaN logits make the row's results NaN (never a silently finite number)
+        a.out_logp[r] = nan;
+        if (ENTROPY) a.out_entropy[r] = nan;
+        return;
+    }
     const float log_s = std::log(s);
     int64_t tgt;
     if (a.target_dtype == kInt32)
@@ -260,7 +272,7 @@ void row(const LogprobArgs& a, const Transform& tr, int64_t r) {
     else
         tgt = static_cast<const int64_t*>(a.targets)[r];
     if (tgt < 0 || tgt >= V) {
-        a.out_logp[r] = std::numeric_limits<float>::quiet_NaN();
+        a.out_logp[r] = nan;
     } else {
         const float yt = transform_one<MODE>(Load<T>::one(x + tgt), tr);
         a.out_logp[r] = (yt - m) - log_s;
