@@ -14,8 +14,10 @@ from pylogmap.errors import PylogmapError
 class MapData:
     """Rows of a map and their scores, as plain arrays.
 
-    `used` marks rows whose scores are complete (finite on every text, status ok); analyses work
-    on those. `L` is float64 `[M, N]` (NaN where not scored).
+    `used` marks rows whose scores are complete (finite on every text, status ok; as
+    `geometry.select_rows`); analyses work on those. `L` is float64 `[M, N]` (NaN where not
+    scored). `tau` is the clip threshold stored by `pylogmap map` (None before the first map):
+    analyses reuse it, as the map does when models are added (method.md section 3).
     """
 
     path: str
@@ -29,6 +31,7 @@ class MapData:
     text_bytes: np.ndarray
     annotations: dict
     used: np.ndarray
+    tau: float | None = None
 
     @property
     def n_models(self) -> int:
@@ -53,7 +56,10 @@ def read_map(m, path: str = "") -> MapData:
     steps = np.asarray(table["step"], dtype=np.int64) if "step" in table else np.full(M, -1, np.int64)
     status = _strs(table["status"]) if "status" in table else ["ok"] * M
     L = np.asarray(m.loglik(), dtype=np.float64) if M else np.zeros((0, m.n_texts))
-    used = np.array([s == "ok" for s in status], dtype=bool) & np.all(np.isfinite(L), axis=1)
+    from pylogmap import geometry
+
+    used = geometry.select_rows(L, status=np.array(status, dtype=object)).used if M else np.zeros(0, bool)
+    tau = (m.map_attrs() if hasattr(m, "map_attrs") else {}).get("tau")
     return MapData(
         path=str(path),
         labels=list(m.labels()),
@@ -65,7 +71,8 @@ def read_map(m, path: str = "") -> MapData:
         L=L,
         text_bytes=np.asarray(m.text_bytes(), dtype=np.float64),
         annotations=dict(m.annotations()),
-        used=used,
+        used=np.asarray(used, dtype=bool),
+        tau=None if tau is None else float(tau),
     )
 
 
@@ -89,7 +96,8 @@ def require_used(data: MapData, at_least: int, what: str) -> np.ndarray:
 
 
 def clipped_and_centred(L_used: np.ndarray, tau: float | None = None):
-    """(clipped L, Q, tau) of the used rows via `pylogmap.geometry`."""
+    """(clipped L, Q, tau) of the used rows via `pylogmap.geometry`; `tau` None: the 2 %
+    quantile of these rows (pass `MapData.tau` to reuse the map's)."""
     from pylogmap import geometry
 
     Lc, tau = geometry.clip(L_used, tau=tau)

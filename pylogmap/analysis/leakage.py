@@ -72,7 +72,7 @@ def leakage_map(data, model: str, *, k: int = 10, top: int = 20, texts=None) -> 
             f"{model!r} names {len(hits)} fully scored rows of the map; give one display label "
             f"(see 'pylogmap info')."
         )
-    _, Q, _ = clipped_and_centred(data.L[used])
+    _, Q, _ = clipped_and_centred(data.L[used], data.tau)
     z_all = robust_z(neighbour_residuals(Q, k))
     row = int(np.nonzero(used == hits[0])[0][0])
     z = z_all[row]

@@ -472,7 +472,7 @@ def predict_map(
             f"{n_splits}-fold cross-validation needs at least {n_splits} (more is better)."
         )
 
-    Lc, Q, _ = clipped_and_centred(data.L[used_rows])
+    Lc, Q, _ = clipped_and_centred(data.L[used_rows], data.tau)
     pos = {r: k for k, r in enumerate(used_rows.tolist())}
     idx = np.array([pos[r] for r in rows.tolist()])
     features = {"Q": Q[idx], "L": Lc[idx]}

@@ -265,7 +265,7 @@ def resample_map(
     from pylogmap.analysis._mapdata import clipped_and_centred, require_used
 
     used = require_used(data, 2, "resampling")
-    Lc, Q, tau = clipped_and_centred(data.L[used])
+    Lc, Q, tau = clipped_and_centred(data.L[used], data.tau)
     methods = tuple(methods)
     if target_error is not None and select_method not in methods:
         methods = methods + (select_method,)

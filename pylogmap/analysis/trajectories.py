@@ -323,7 +323,7 @@ def trajectories_map(
             f"(revisions with step numbers) or several layers ('pylogmap score --revisions ...' or "
             f"'--layers all')."
         )
-    Lc, _, tau = clipped_and_centred(data.L[used])
+    Lc, _, tau = clipped_and_centred(data.L[used], data.tau)
     keep = np.ones(Lc.shape[1], dtype=bool)
     if drop_jumpy > 0:
         ck = [Lc[t.rows] for t in trajs if t.kind == "checkpoints"] or [Lc[t.rows] for t in trajs]
