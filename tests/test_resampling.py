@@ -128,7 +128,8 @@ def test_select_texts_smallest_size_reaching_target():
 
 
 def test_default_grid():
-    assert R.default_grid(250) == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 200, 250]
+    assert R.default_grid(250) == [10, 20, 50, 100, 200, 250]
+    assert R.default_grid(10000) == [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
     assert R.default_grid(5) == [5]
 
 

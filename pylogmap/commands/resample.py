@@ -28,7 +28,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--methods", default="uniform,ls,kl", metavar="M,M",
                         help="methods of the error curves (default uniform,ls,kl)")
     parser.add_argument("--sizes", type=_grid, metavar="N,N,...",
-                        help="numbers of draws (default 10..90 by 10, then by 100 up to all texts)")
+                        help="numbers of draws (default 10, 20, 50, 100, 200, 500, ... up to all texts)")
     parser.add_argument("--seeds", type=int, default=100, help="resamples per size; errors are RMS over them (default 100)")
     parser.add_argument("--target-error", type=float, metavar="TAU",
                         help="store the smallest text selection whose RMS error is at most TAU")
