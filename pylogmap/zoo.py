@@ -24,8 +24,9 @@ the scorer, loads like any local model. Training is deterministic under the seed
 written under a temporary name and renamed when complete, with a `zoo.json` describing it, so a
 rerun reuses finished models and a killed run never leaves a half-written one behind.
 
-Checkpoints are local directories named `<run>-step<N>` (local directories have no hub revisions);
-`ZooModel.step` carries N so the demo can pass it to the scorer explicitly.
+Checkpoints are local directories named `<run>-step<N>`, the run's final model included (local
+directories have no hub revisions): `pylogmap.analysis.trajectories` reads the step from such a
+name, so the checkpoints form one ordered trajectory in the map. `ZooModel.step` carries N too.
 """
 
 from __future__ import annotations
@@ -588,18 +589,23 @@ def _build_zoo(root, *, quick, config, corpus, progress, log) -> Zoo:
 
     models: list[ZooModel] = []
     runs = plan_runs(config)
+    folders: dict[str, Path] = {}
     trained = reused = 0
     for number, run in enumerate(runs, 1):
         tokenizer = tokenizers[run.add_bos]
         fingerprint = _fingerprint(run, config, corpus, tokenizer_hash)
-        folder = root / run.name
+        # A run with checkpoints is a trajectory: all its folders, the final one included, are
+        # named <run>-step<N>, so the step of every member can be read from its name.
+        checkpoint_dirs = {s: root / f"{run.name}-step{s}" for s in run.checkpoint_steps}
+        folder = checkpoint_dirs.get(run.steps, root / run.name)
+        folders[run.name] = folder
         kind = "finetune" if run.base else "base"
-        checkpoint_dirs = {s: root / f"{run.name}-step{s}" for s in run.checkpoint_steps if s != run.steps}
         entries = []
         for s, path in checkpoint_dirs.items():
-            entries.append(ZooModel(f"{run.name}-step{s}", str(path), ARCHITECTURES[run.arch], "checkpoint",
-                                    run.arch, run.seed, run=run.name, step=s))
-        entries.append(ZooModel(run.name, str(folder), ARCHITECTURES[run.arch], kind, run.arch, run.seed,
+            if s != run.steps:
+                entries.append(ZooModel(path.name, str(path), ARCHITECTURES[run.arch], "checkpoint",
+                                        run.arch, run.seed, run=run.name, step=s))
+        entries.append(ZooModel(folder.name, str(folder), ARCHITECTURES[run.arch], kind, run.arch, run.seed,
                                 run=run.name, step=run.steps if run.base is None else -1, base=run.base or ""))
         done = _is_complete(folder, fingerprint) and all(_is_complete(p, fingerprint) for p in checkpoint_dirs.values())
         if done:
@@ -608,13 +614,13 @@ def _build_zoo(root, *, quick, config, corpus, progress, log) -> Zoo:
             started = time.perf_counter()
             info = {"fingerprint": fingerprint, "run": dataclasses.asdict(run), "corpus": corpus.origin}
 
-            def save_checkpoint(step: int, model, run=run, info=info) -> None:
-                if step in checkpoint_dirs:
+            def save_checkpoint(step: int, model, run=run, info=info, checkpoint_dirs=checkpoint_dirs) -> None:
+                if step in checkpoint_dirs and step != run.steps:
                     _save_atomically(checkpoint_dirs[step], model, tokenizers[run.add_bos], {**info, "step": step})
 
             model = train_run(
                 run, config, tokenizer, stream_for(run),
-                init_from=(root / run.base) if run.base else None,
+                init_from=folders[run.base] if run.base else None,
                 on_checkpoint=save_checkpoint, progress=progress,
             )
             _save_atomically(folder, model, tokenizer, {**info, "step": run.steps})

@@ -172,12 +172,14 @@ def test_build_zoo_saves_loadable_models(built, corpus):
     config = result.config
     names = [m.name for m in result.models]
     ckpt_run = config.checkpoint_run
-    expected = {f"{a}-s0" for a in zoo.ARCHITECTURES} | {f"{config.finetune_base}-folio{i}" for i in (1, 2)}
-    expected |= {f"{ckpt_run}-step2", f"{ckpt_run}-step4"}
+    expected = {f"{a}-s0" for a in zoo.ARCHITECTURES if f"{a}-s0" != ckpt_run}
+    expected |= {f"{config.finetune_base}-folio{i}" for i in (1, 2)}
+    expected |= {f"{ckpt_run}-step2", f"{ckpt_run}-step4", f"{ckpt_run}-step6"}
     assert set(names) == expected
-    # the trajectory is in step order and ends with the run's final model
+    # the trajectory is in step order and ends with the run's final model, named by its step too
     trajectory = [m for m in result.models if m.run == ckpt_run]
-    assert [m.step for m in trajectory] == [2, 4, 6] and trajectory[-1].name == ckpt_run
+    assert [m.step for m in trajectory] == [2, 4, 6]
+    assert [m.kind for m in trajectory] == ["checkpoint", "checkpoint", "base"]
     assert zoo.step_from_name(f"{ckpt_run}-step4") == 4 and zoo.step_from_name(ckpt_run) == -1
 
     text = corpus.heldout[0].text[:300]
