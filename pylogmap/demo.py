@@ -35,7 +35,7 @@ from pathlib import Path
 from pylogmap.errors import PylogmapError
 
 #: Text-set sizes: texts of 256-512 bytes (the recipe's min/max) from the held-out slice.
-N_TEXTS = {True: 120, False: 300}
+N_TEXTS = {True: 100, False: 200}
 MAX_BYTES, MIN_BYTES = 512, 256
 LENS_MODEL = "llama-s1"  # the model scored through the logit lens (one row per layer)
 SELECT = "llama-s0-folio1"  # selected in the screenshot: its neighbours are drawn
@@ -260,10 +260,16 @@ def run_demo(
         from pylogmap.store import open_map
 
         replace = _prepare_map_path(map_path, texts, state_path, log)
-        specs = [_spec_in(models_dir, m) for m in zoo.models]
+        tiny = [_spec_in(models_dir, m) for m in zoo.models if m.kind != "pretrained"]
+        pretrained = [_spec_in(models_dir, m) for m in zoo.models if m.kind == "pretrained"]
         with _working_directory(models_dir), zoo_mod.quiet_transformers():
-            score_models(texts, specs, map_path, force=replace, progress=progress)
-            score_models(texts, [LENS_MODEL], map_path, layers="all", progress=progress)
+            # One intra-op thread for the tiny models (see ZooConfig.threads); torch's default
+            # for the 135M-parameter SmolLM2, whose matrices are large enough to share out.
+            with zoo_mod.torch_threads(1):
+                score_models(texts, tiny, map_path, force=replace, progress=progress)
+                score_models(texts, [LENS_MODEL], map_path, layers="all", progress=progress)
+            if pretrained:
+                score_models(texts, pretrained, map_path, progress=progress)
         state_path.write_text(json.dumps({"quick": quick, "text_hash": texts.hash}))
         with open_map(map_path) as mf:
             failed = [label for label, st in zip(mf.labels(), mf.status()) if st != "ok"]
