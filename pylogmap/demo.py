@@ -237,6 +237,8 @@ def run_demo(
     from pylogmap import zoo as zoo_mod
 
     out = Path(out_dir).resolve()
+    if out.exists() and not out.is_dir():
+        raise PylogmapError(f"-o {out_dir}: {out} is a file, not a folder; give a folder for the demo's outputs.")
     out.mkdir(parents=True, exist_ok=True)
     map_path, png_path = out / "map.h5", out / "map.png"
     state_path = out / "demo.json"
@@ -250,6 +252,7 @@ def run_demo(
         texts = make_text_set(corpus, quick=quick)
         texts.to_jsonl(out / "texts.jsonl")
         log(f"      {len(texts)} texts, mean {texts.mean_bytes:.0f} bytes, {texts.hash[:19]}... -> {out / 'texts.jsonl'}")
+        replace = _prepare_map_path(map_path, texts, state_path, log)  # refuse a foreign file before any work
 
     with stages.stage(f"model zoo in {models_dir} (trained here with transformers; reused when present)"):
         zoo = zoo_mod.build_zoo(models_dir, quick=quick, corpus=corpus, progress=progress,
@@ -259,7 +262,6 @@ def run_demo(
         from pylogmap.scoring import score_models
         from pylogmap.store import open_map
 
-        replace = _prepare_map_path(map_path, texts, state_path, log)
         tiny = [_spec_in(models_dir, m) for m in zoo.models if m.kind != "pretrained"]
         pretrained = [_spec_in(models_dir, m) for m in zoo.models if m.kind == "pretrained"]
         with _working_directory(models_dir), zoo_mod.quiet_transformers():

@@ -224,6 +224,25 @@ def test_rerun_resumes_instead_of_starting_over(demo):
     np.testing.assert_array_equal(after, before)
 
 
+def test_foreign_map_file_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "map.h5").write_bytes(b"not a map, somebody's file")
+    proc = run_demo(out)
+    assert proc.returncode == 2
+    assert "map.h5 exists and is not a map of this demo's text set" in proc.stderr
+    assert "-o DIR" in proc.stderr and "Traceback" not in proc.stderr
+    assert (out / "map.h5").read_bytes() == b"not a map, somebody's file"
+    assert not (out / "models-quick").exists(), "nothing may be trained before the check"
+
+
+def test_output_that_is_a_file_is_refused(tmp_path):
+    target = tmp_path / "out"
+    target.write_text("a file")
+    proc = run_demo(target)
+    assert proc.returncode == 2 and "is a file, not a folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
 # ------------------------------------------------------------------------- docs/format.md validator
 
 

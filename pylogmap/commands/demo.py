@@ -10,7 +10,8 @@ DIR/map.h5 (one model also through the logit lens), computes the map, prints wha
 checkpoints shrinks as training goes on) and opens the viewer.
 
 Outputs in DIR: map.h5 (the map file), map.png (with --no-view, or without a display),
-texts.jsonl (the text set), report.json (the printed numbers), models/ (the zoo).
+texts.jsonl (the text set), report.json (the printed numbers), models/ (the zoo; models-quick/
+with --quick).
 A rerun reuses the trained models and the scored rows. About 3-4 minutes on two CPU cores;
 --quick about one.
 """
