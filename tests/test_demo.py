@@ -26,6 +26,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
 import pylogmap  # noqa: E402
+import pylogmap.errors  # noqa: E402
 
 FINETUNES = ("llama-s0-folio1", "llama-s0-folio2")
 BASE = "llama-s0"
@@ -234,6 +235,28 @@ def test_foreign_map_file_is_refused_before_any_work(tmp_path):
     assert "-o DIR" in proc.stderr and "Traceback" not in proc.stderr
     assert (out / "map.h5").read_bytes() == b"not a map, somebody's file"
     assert not (out / "models-quick").exists(), "nothing may be trained before the check"
+
+
+def test_a_map_of_another_demo_size_is_replaced_a_foreign_one_kept(tmp_path):
+    """--quick then a full run in the same DIR: the demo replaces its own map of the other text
+    set (remembered in DIR/demo.json before scoring), and refuses any other map."""
+    from pylogmap import demo
+    from pylogmap.store import MapFile
+    from pylogmap.texts import TextSet
+
+    quick = TextSet.from_texts(["one text of the quick set", "another"])
+    full = TextSet.from_texts(["a text of the full set", "and one more"])
+    state, path = tmp_path / "demo.json", tmp_path / "map.h5"
+    MapFile.create(path, quick).close()
+    with pytest.raises(pylogmap.errors.PylogmapError, match="not a map of this demo's text set"):
+        demo._prepare_map_path(path, full, state, log=lambda _: None)
+    demo._remember_text_hash(state, quick.hash)
+    assert demo._prepare_map_path(path, quick, state, log=lambda _: None) is False
+    lines: list[str] = []
+    assert demo._prepare_map_path(path, full, state, log=lines.append) is True
+    assert "replacing" in lines[0]
+    demo._remember_text_hash(state, full.hash)
+    assert demo._demo_text_hashes(state) == [quick.hash, full.hash]
 
 
 def test_output_that_is_a_file_is_refused(tmp_path):
