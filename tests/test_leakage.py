@@ -8,6 +8,8 @@ import pytest
 from pylogmap.analysis import leakage as LK
 from pylogmap.errors import PylogmapError
 
+from _analysis_helpers import single_thread_blas  # noqa: F401  (autouse fixture)
+
 
 def test_neighbour_residuals_match_brute_force():
     rng = np.random.default_rng(0)

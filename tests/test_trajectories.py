@@ -8,6 +8,8 @@ import pytest
 from pylogmap.analysis import trajectories as T
 from pylogmap.errors import PylogmapError
 
+from _analysis_helpers import single_thread_blas  # noqa: F401  (autouse fixture)
+
 
 def _fbm(T_len, dims, hurst, rng):
     """Exact fractional Brownian motion at t = 1..T_len (Cholesky of its covariance), `dims` copies."""
