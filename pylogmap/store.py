@@ -1141,11 +1141,18 @@ class MapFile:
         p = tokens_path(self.path, key)
         if not p.exists():
             return None
-        with h5py.File(p, "r") as f:
-            if str(f.attrs.get("text_set_hash", "")) != self.text_hash:
-                raise MapFileError(f"{p} belongs to another text set; delete it.")
-            lp = f["logprobs"][...]
-            off = f["offsets"][...]
+        try:
+            with h5py.File(p, "r") as f:
+                if str(f.attrs.get("text_set_hash", "")) != self.text_hash:
+                    raise MapFileError(f"{p} belongs to another text set; delete it.")
+                if RowKey(str(f.attrs["name"]), str(f.attrs["revision"]), int(f.attrs["layer"])) != key:
+                    raise MapFileError(f"{p} belongs to another row than {key.label}; delete it.")
+                lp = f["logprobs"][...]
+                off = f["offsets"][...]
+        except (OSError, KeyError) as err:
+            raise MapFileError(f"per-token file {p} of {key.label} cannot be read ({err}); delete it.") from None
+        if len(off) != self.n_texts + 1 or off[-1] != len(lp):
+            raise MapFileError(f"per-token file {p} of {key.label} is inconsistent with the map; delete it.")
         return [lp[off[k]:off[k + 1]] for k in range(len(off) - 1)]
 
     def pending_journal(self) -> int:
@@ -1386,6 +1393,8 @@ class ScoreWriter:
                        else f"({len(lengths)} arrays for {n} texts).")
                 )
             _write_tokens(self.path, k, self.text_hash, token_logprobs, n)
+        else:  # a rescoring without per-token values must not leave the old ones looking current
+            tokens_path(self.path, k).unlink(missing_ok=True)
         cols = _model_columns([k], [meta], ["ok"], [""], [int(tr.sum())])
         self._committer.journal(_rows_entry([k], L[None].astype(np.float32), T[None], tr[None], cols))
         self._status[k] = "ok"
