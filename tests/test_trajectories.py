@@ -80,6 +80,14 @@ def test_group_trajectories_checkpoints_layers_and_folders():
     assert [t.name for t in T.group_trajectories(names, revisions, layers, steps, model="llama")] == ["llama"]
 
 
+def test_a_stepless_final_model_beside_checkpoints_is_left_out():
+    trajs = T.group_trajectories(["m", "m", "m"], ["", "step10", "step20"], [-1, -1, -1])
+    (t,) = trajs
+    assert t.rows.tolist() == [1, 2] and t.skipped == ["m"]
+    with pytest.raises(PylogmapError, match="no step number"):
+        T.group_trajectories(["m", "m", "m"], ["", "main", "step20"], [-1, -1, -1])
+
+
 def test_checkpoints_without_step_numbers_is_a_clear_error():
     with pytest.raises(PylogmapError, match="no step number"):
         T.group_trajectories(["m", "m"], ["main", "dev"], [-1, -1], [-1, -1])
