@@ -150,7 +150,6 @@ class MapView(pg.GraphicsLayoutWidget):
             raise KeyError(f"no numeric column {column!r}")
         self.size_by = column
         self.redraw()
-        self._update_overlays()
 
     def set_show_trajectories(self, show: bool) -> None:
         self.show_trajectories = bool(show)
@@ -314,7 +313,12 @@ class MapView(pg.GraphicsLayoutWidget):
         shown = len(self._visible_rows)
         name = EMBEDDING_TITLES.get(self.embedding or "", self.embedding or "")
         what = f"{shown:,} models" if shown == len(data) else f"{shown:,} of {len(data):,} models"
-        return f"{name} map of {what}" + (f" — colour: {self.color_by}" if self.color_by != FAMILY else "")
+        title = f"{name} map of {what}"
+        if self.color_by != FAMILY:
+            title += f" — colour: {self.color_by}"
+        if self.size_by is not None:
+            title += f" — size: {self.size_by}"
+        return title
 
     def _show_legend(self, show: bool) -> None:
         """Put the legend beside the map, or take it out of the layout (for the colour bar)."""
