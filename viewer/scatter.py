@@ -49,8 +49,6 @@ class MapView(pg.GraphicsLayoutWidget):
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.vb.setBorder(pg.mkPen(200, 200, 200))
-        title_font = QtGui.QFont()
-        title_font.setPointSize(11)
 
         self.traj_item = pg.PlotDataItem(pen=pg.mkPen(60, 60, 60, 170, width=1.6), connect="finite")
         self.traj_ends = pg.ScatterPlotItem(pxMode=True, size=7, symbol="t1", pen=None, brush=(40, 40, 40, 200))

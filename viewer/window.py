@@ -17,7 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from pylogmap.errors import PylogmapError
 
-from .data import FAMILY, MEAN_LOGLIK, SIZE, MapData
+from .data import FAMILY, MapData
 from .panels import ModelPanel
 from .scatter import EMBEDDING_TITLES, MapView
 
