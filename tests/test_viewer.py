@@ -223,9 +223,12 @@ def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
     assert f"{bpb}</b> bits/byte" in text
     assert f"{fmt_pm(kl, se)} nats/text" in text
 
-    # double-click a neighbour in the table selects it
+    # choosing a neighbour in the table rings it on the map; double-click selects it
     window.panel.k_spin.setValue(10)
     first = window.panel.neighbour_rows()[0]
+    window.panel.table.setCurrentCell(0, 1)
+    hx, hy = window.view.hover_ring.getData()
+    assert (hx[0], hy[0]) == tuple(window.view.coords()[first])
     window.panel.table.cellDoubleClicked.emit(0, 1)
     assert window.view.selected == first
 

@@ -406,6 +406,14 @@ class MapView(pg.GraphicsLayoutWidget):
             self.pair_label.setPos(x1, y1)
             self.pair_label.show()
 
+    def highlight(self, row: int) -> None:
+        """Ring one model (e.g. the neighbour chosen in the side panel's table); -1 removes it."""
+        if row < 0 or self.data is None or not np.isfinite(self.coords()[row]).all():
+            self.hover_ring.setData([], [])
+            return
+        x, y = self.coords()[row]
+        self.hover_ring.setData(x=[x], y=[y], size=[self._ring_size(row, 1.6)])
+
     def centre_on(self, row: int) -> None:
         """Centre the view on a model (keeping the zoom, zooming in if the whole map is shown)."""
         xy = self.coords()[row]
