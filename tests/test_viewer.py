@@ -327,6 +327,23 @@ def test_trajectories_are_drawn_in_order(window):
     assert len(window.view.traj_item.getData()[0] or []) == 0
 
 
+def test_checkpoints_without_steps_still_open(tmp_path):
+    from pylogmap.mapping import compute_map
+    from pylogmap.store import open_map
+    from pylogmap.viewer.loader import FileSource
+
+    path = make_map(tmp_path / "revs.h5", 30, 40, n_families=3, embeddings=())
+    with open_map(path) as mf:
+        L = mf.loglik([0, 1])
+        mf.append_rows([("org/model", "main", -1), ("org/model", "fp16", -1)], L)
+    compute_map(path, embeddings=("pca",), k=0, progress=False)
+    source = FileSource(path)
+    data = source.load()
+    source.close()
+    assert len(data) == 32 and data.trajectories == []
+    assert any(note.startswith("no trajectories drawn") and "step" in note for note in data.notes)
+
+
 def test_export_png_and_svg(window, tmp_path):
     window.select_row(3)
     png, svg = tmp_path / "view.png", tmp_path / "view.svg"
