@@ -1,0 +1,277 @@
+"""Per-model annotations: the default family (colour class) and user tables.
+
+``default_family(name, architecture)`` assigns one of the colour classes of the map paper's
+figure (method.md section 4): llama-1, llama-2, llama-3, mistral, gpt_neox, gptj, gemma, opt,
+bloom, falcon, deepseek, others. The rules look at the model name first (fine-tunes keep their
+base model's name in most hub ids: ``...Llama-2-7b-chat...``, ``...pythia-410m-deduped...``),
+then at the architecture class recorded when scoring (``GPTNeoXForCausalLM`` ...). Names that
+say nothing about the base and a ``LlamaForCausalLM`` architecture cannot be told apart between
+Llama generations and fall in ``others``; fix such rows with ``pylogmap annotate`` and a CSV
+with a ``family`` column.
+
+``read_table(path)`` reads a CSV (or TSV) of per-model columns; ``match_table`` aligns it to the
+rows of a map by model name or label. Columns whose non-empty values all parse as numbers are
+numeric (float64, NaN = missing); any other column is categorical (str, "" = missing).
+
+stdlib + numpy only.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pylogmap.errors import PylogmapError
+
+FAMILIES = (
+    "llama-1", "llama-2", "llama-3", "mistral", "gpt_neox", "gptj", "gemma",
+    "opt", "bloom", "falcon", "deepseek", "others",
+)
+
+# Name rules, tried in order on the lower-cased name with "_" and " " turned into "-".
+_NAME_RULES: tuple[tuple[str, str], ...] = (
+    ("deepseek", r"deepseek"),
+    ("mistral", r"mistral|mixtral|zephyr-7b|openhermes-2"),
+    ("gemma", r"gemma"),
+    ("falcon", r"falcon"),
+    ("bloom", r"bloom"),
+    ("gptj", r"gpt-?j(?![a-z])|gpt4all-j"),
+    ("gpt_neox", r"pythia|gpt-?neox|dolly-v2|stablelm-(?:base|tuned)-alpha|oasst-sft-[0-9]-pythia|redpajama-incite"),
+    ("opt", r"(?:^|[/-])opt-(?:[0-9.]+[mb]|iml)"),
+    # "llama-3" but not "llama-3b" (a size) nor "llama-30b"
+    ("llama-3", r"llama-?3(?![0-9]|b|m)"),
+    ("llama-2", r"llama-?2(?![0-9]|b|m)|codellama|code-llama|tinyllama|vicuna-[0-9]+b-v1\.5"),
+    ("llama-1", r"llama-?1(?![0-9]|b|m)|huggyllama|decapoda|(?<![a-z])llama-(?:7|13|30|33|65)b|vicuna-[0-9]+b-v1\.[0-3]|alpaca-(?:7|13)b"),
+)
+
+# Architecture class -> family when the name decides nothing.
+_ARCH_RULES: dict[str, str] = {
+    "MistralForCausalLM": "mistral",
+    "MixtralForCausalLM": "mistral",
+    "GPTNeoXForCausalLM": "gpt_neox",
+    "GPTJForCausalLM": "gptj",
+    "GemmaForCausalLM": "gemma",
+    "Gemma2ForCausalLM": "gemma",
+    "Gemma3ForCausalLM": "gemma",
+    "Gemma3ForConditionalGeneration": "gemma",
+    "OPTForCausalLM": "opt",
+    "BloomForCausalLM": "bloom",
+    "FalconForCausalLM": "falcon",
+    "RWForCausalLM": "falcon",
+    "DeepseekForCausalLM": "deepseek",
+    "DeepseekV2ForCausalLM": "deepseek",
+    "DeepseekV3ForCausalLM": "deepseek",
+}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[_\s]+", "-", str(name).strip().lower())
+
+
+def default_family(name: str, architecture: str = "") -> str:
+    """The colour class of one model from its name and architecture (module docstring)."""
+    n = _norm(name)
+    for family, pattern in _NAME_RULES:
+        if re.search(pattern, n):
+            return family
+    arch = str(architecture or "").strip()
+    if arch in _ARCH_RULES:
+        return _ARCH_RULES[arch]
+    low = arch.lower()
+    for key, family in _ARCH_RULES.items():
+        if low and low.startswith(key.lower().replace("forcausallm", "")):
+            return family
+    return "others"
+
+
+def default_families(names: Sequence[str], architectures: Sequence[str] | None = None) -> list[str]:
+    """default_family for every row."""
+    if architectures is None:
+        architectures = [""] * len(names)
+    return [default_family(n, a) for n, a in zip(names, architectures)]
+
+
+# --------------------------------------------------------------------------------------------
+# User tables
+# --------------------------------------------------------------------------------------------
+
+_MISSING = {"", "na", "nan", "n/a", "none", "null", "-"}
+
+
+def _parse_number(value: str):
+    """float, NaN for a missing value, None when the value is not a number."""
+    v = value.strip()
+    if v.lower() in _MISSING:
+        return math.nan
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+def typed_column(values: Sequence[str]):
+    """float64 array if every non-missing value is a number, else an object array of str."""
+    parsed = [_parse_number(v) for v in values]
+    if all(p is not None for p in parsed) and any(not math.isnan(p) for p in parsed):
+        return np.array(parsed, dtype=np.float64)
+    return np.array([("" if v.strip().lower() in _MISSING else v.strip()) for v in values], dtype=object)
+
+
+def read_table(path) -> tuple[list[str], dict[str, list[str]]]:
+    """Read a CSV/TSV with a header row; returns (header, column -> list of raw strings)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PylogmapError(f"annotation table {str(path)!r} does not exist; give a CSV file with a header row.")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise PylogmapError(f"{str(path)!r} is not UTF-8 text; save the table as UTF-8 CSV.") from None
+    if not text.strip():
+        raise PylogmapError(f"{str(path)!r} is empty; it needs a header row and one row per model.")
+    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    if delimiter == "," and "\t" in text.splitlines()[0] and "," not in text.splitlines()[0]:
+        delimiter = "\t"
+    rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
+    header = [h.strip() for h in rows[0]]
+    if len(set(header)) != len(header) or any(not h for h in header):
+        raise PylogmapError(f"{str(path)!r}: the header has empty or repeated column names: {header}.")
+    columns: dict[str, list[str]] = {h: [] for h in header}
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise PylogmapError(
+                f"{str(path)!r} line {lineno}: {len(row)} fields, the header has {len(header)}; "
+                "quote fields that contain the delimiter."
+            )
+        for h, cell in zip(header, row):
+            columns[h].append(cell)
+    return header, columns
+
+
+@dataclass
+class Matched:
+    """A table aligned to the rows of a map."""
+
+    columns: dict[str, np.ndarray]
+    matched_rows: int
+    unknown: list[tuple[str, list[str]]] = field(default_factory=list)  # (name, suggestions)
+    duplicates: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = [f"{self.matched_rows} map row(s) annotated with {len(self.columns)} column(s): "
+                 + ", ".join(f"{k} ({'numeric' if v.dtype.kind == 'f' else 'categorical'})" for k, v in self.columns.items())]
+        for name, close in self.unknown[:20]:
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            lines.append(f"  not in the map: {name}{hint}")
+        if len(self.unknown) > 20:
+            lines.append(f"  ... and {len(self.unknown) - 20} more names not in the map")
+        for name in self.duplicates[:10]:
+            lines.append(f"  listed more than once (last one kept): {name}")
+        return "\n".join(lines)
+
+
+def match_table(columns: dict[str, list[str]], key: str, labels: Sequence[str], names: Sequence[str]) -> Matched:
+    """Align table rows to map rows by ``key`` (exact label, then model name, then case-folded).
+
+    A model name with several rows (revisions, layers) gives the value to all of them; a label
+    gives it to its row only. Map rows not in the table get NaN / "".
+    """
+    if key not in columns:
+        raise PylogmapError(
+            f"the table has no column {key!r} to match models by; its columns are {', '.join(columns)}. "
+            "Pass --key COLUMN."
+        )
+    keys = [k.strip() for k in columns[key]]
+    M = len(labels)
+    by_label = {lab: i for i, lab in enumerate(labels)}
+    by_name: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        by_name.setdefault(n, []).append(i)
+    folded: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        folded.setdefault(lab.casefold(), []).append(i)
+    for i, n in enumerate(names):
+        if i not in folded.get(n.casefold(), []):
+            folded.setdefault(n.casefold(), []).append(i)
+    target: list[list[int]] = []
+    unknown: list[tuple[str, list[str]]] = []
+    seen: dict[str, int] = {}
+    duplicates = []
+    candidates = sorted(set(labels) | set(names))
+    for k in keys:
+        if k in seen:
+            duplicates.append(k)
+        seen[k] = 1
+        if k in by_label:
+            target.append([by_label[k]])
+        elif k in by_name:
+            target.append(by_name[k])
+        elif k.casefold() in folded:
+            target.append(folded[k.casefold()])
+        else:
+            target.append([])
+            if k:
+                unknown.append((k, difflib.get_close_matches(k, candidates, n=3, cutoff=0.6)))
+    out: dict[str, np.ndarray] = {}
+    matched = set()
+    for col, raw in columns.items():
+        if col == key:
+            continue
+        typed = typed_column(raw)
+        if typed.dtype.kind == "f":
+            full = np.full(M, np.nan)
+        else:
+            full = np.array([""] * M, dtype=object)
+        for value, rows in zip(typed, target):
+            for r in rows:
+                full[r] = value
+                matched.add(r)
+        out[col] = full
+    if not out:
+        raise PylogmapError(f"the table has only the key column {key!r}; add columns to attach (family, size, ...).")
+    return Matched(columns=out, matched_rows=len(matched), unknown=unknown, duplicates=duplicates)
+
+
+def annotate_file(path, table_path, *, key: str = "model") -> Matched:
+    """Read a table and attach its columns to the rows of a map file (one atomic commit)."""
+    from pylogmap.store import open_map
+
+    _, columns = read_table(table_path)
+    mf = open_map(path)
+    try:
+        if mf.n_models == 0:
+            raise PylogmapError(f"{mf.path.name} has no models yet; score or import models before annotating.")
+        matched = match_table(columns, key, mf.labels(), mf.model_names())
+        if matched.matched_rows == 0:
+            raise PylogmapError(
+                f"no name in column {key!r} of {Path(table_path).name} matches a model of {mf.path.name}.\n"
+                + matched.report()
+            )
+        mf.set_annotations(matched.columns)
+        return matched
+    finally:
+        mf.close()
+
+
+def set_default_families(path, *, overwrite: bool = False) -> list[str]:
+    """Write the ``family`` annotation from names and architectures (kept if present unless
+    ``overwrite``). Returns the families."""
+    from pylogmap.store import open_map
+
+    mf = open_map(path)
+    try:
+        table = mf.models_table()
+        fam = default_families(table["name"], table["architecture"])
+        if overwrite or "family" not in mf.annotations():
+            mf.set_annotations({"family": np.array(fam, dtype=object)})
+        return fam
+    finally:
+        mf.close()

@@ -1,0 +1,49 @@
+"""Write a map file's content for other tools.
+
+By the output's extension:
+  .csv / .parquet   one row per model: label, name, revision, layer, status, architecture,
+                    parameters, on_map, mean log-likelihood, t-SNE/PCA/UMAP coordinates, and
+                    every annotation column (run 'pylogmap map' first)
+  .npy              the log-likelihood matrix [models, texts] float32 (NaN = not scored), with
+                    OUT.models.txt and OUT.texts.jsonl beside it ('pylogmap import' reads them back)
+  .h5ad             an AnnData object: X = the matrix, obs = models (+ annotations), obsm =
+                    embeddings, var = texts
+--matrix q exports the double-centred Q of the models on the map instead of raw L.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="the map file (.h5)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="output file: .csv, .parquet (map table), .npy or .h5ad (matrix)")
+    parser.add_argument("--matrix", choices=["loglik", "q"], default="loglik",
+                        help="for .npy/.h5ad: raw log-likelihoods (default) or the double-centred Q")
+    parser.add_argument("--json", action="store_true", help="print a JSON report")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from pylogmap import exchange
+    from pylogmap.errors import PylogmapError
+
+    ext = Path(args.output).suffix.lower()
+    if ext in exchange.MAP_FORMATS:
+        info = exchange.export_map(args.file, args.output)
+    elif ext in exchange.MATRIX_FORMATS:
+        info = exchange.export_matrix(args.file, args.output, what=args.matrix)
+    else:
+        raise PylogmapError(
+            f"unknown output type {ext or '(none)'!r} for {args.output!r}; use .csv, .parquet, .npy or .h5ad."
+        )
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        files = info.get("files", [info["path"]])
+        print("wrote " + ", ".join(files))
+    return 0

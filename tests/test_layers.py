@@ -1,0 +1,59 @@
+"""The layer rules of docs/architecture.md, checked in a clean interpreter.
+
+The map side must work on a machine without torch, and `pylogmap --help` must stay instant, so
+neither may import torch (or transformers), even indirectly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+MAP_SIDE = [
+    "pylogmap",
+    "pylogmap.cli",
+    "pylogmap.errors",
+    "pylogmap.texts",
+    "pylogmap.store",
+    "pylogmap.synthetic",
+    "pylogmap.geometry",
+    "pylogmap.neighbors",
+    "pylogmap.embedding",
+    "pylogmap.annotations",
+    "pylogmap.exchange",
+    "pylogmap.mapping",
+    "pylogmap.analysis",
+    "pylogmap.analysis.prediction",
+    "pylogmap.analysis.resampling",
+    "pylogmap.analysis.trajectories",
+    "pylogmap.viewer",
+]
+
+
+def _heavy_modules_after_import(module: str) -> list[str]:
+    code = (
+        "import importlib, sys\n"
+        f"importlib.import_module({module!r})\n"
+        "print(' '.join(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+@pytest.mark.parametrize("module", MAP_SIDE)
+def test_map_side_never_imports_torch(module):
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not part of this build")
+    assert _heavy_modules_after_import(module) == []
+
+
+def test_every_command_module_imports_without_torch():
+    from pylogmap.cli import COMMANDS
+
+    for name, (module, _) in COMMANDS.items():
+        full = f"pylogmap.commands.{module}"
+        assert importlib.util.find_spec(full) is not None, f"command {name!r} has no module {full}"
+        assert _heavy_modules_after_import(full) == [], f"{full} imports torch at import time"
