@@ -35,19 +35,25 @@ from __future__ import annotations
 
 import difflib
 import errno
-import fcntl
 import hashlib
 import json
 import math
 import os
 import shutil
 import time
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
+
+try:  # POSIX (Linux, macOS)
+    import fcntl
+except ImportError:  # Windows: a byte-range lock with the same semantics (released when the process dies)
+    fcntl = None
+    import msvcrt
 
 from pylogmap import __version__
 from pylogmap.errors import MapFileError
@@ -118,6 +124,8 @@ class RowKey(NamedTuple):
 
 def as_key(key: Any) -> RowKey:
     """A `RowKey` from a RowKey, a (name[, revision[, layer]]) tuple, or a plain name."""
+    if type(key) is str and key:  # the common case, fast (bulk imports of 100k rows)
+        return RowKey(key)
     if isinstance(key, RowKey):
         k = key
     elif isinstance(key, str):
@@ -206,7 +214,9 @@ def _row_index(rows: Any, m: int) -> np.ndarray | slice:
 
 
 def _read_rows(ds, idx: np.ndarray | slice) -> np.ndarray:
-    """Rows of a [M, ...] dataset, in the order asked, reading contiguous runs."""
+    """Rows of a [M, ...] dataset, in the order asked. Few contiguous runs are read directly;
+    scattered rows are gathered block by block (about 64 MiB per read), so memory stays bounded
+    by the result plus one block."""
     if isinstance(idx, slice):
         if idx.step == 1:
             return ds[idx]
@@ -214,27 +224,51 @@ def _read_rows(ds, idx: np.ndarray | slice) -> np.ndarray:
     out = np.empty((len(idx),) + ds.shape[1:], dtype=ds.dtype)
     if not len(idx):
         return out
-    if len(idx) > ds.shape[0] // 4:  # cheaper to read everything once
-        out[...] = ds[...][idx]
-        return out
     uniq, inverse = np.unique(idx, return_inverse=True)
     block = np.empty((len(uniq),) + ds.shape[1:], dtype=ds.dtype)
     breaks = np.flatnonzero(np.diff(uniq) != 1) + 1
-    pos = 0
-    for run in np.split(uniq, breaks):
-        block[pos:pos + len(run)] = ds[int(run[0]):int(run[-1]) + 1]
-        pos += len(run)
+    if len(breaks) < 64:
+        pos = 0
+        for run in np.split(uniq, breaks):
+            block[pos:pos + len(run)] = ds[int(run[0]):int(run[-1]) + 1]
+            pos += len(run)
+    else:
+        row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+        step = max(1, (64 << 20) // row_bytes)
+        starts = (uniq // step) * step
+        for b0 in np.unique(starts):
+            sel = np.flatnonzero(starts == b0)
+            lo, hi = int(uniq[sel[0]]), int(uniq[sel[-1]]) + 1
+            block[sel] = ds[lo:hi][uniq[sel] - lo]
     out[...] = block[inverse]
     return out
 
 
 def _rows_chunk(n_texts: int, itemsize: int = 4) -> int:
-    """Rows per HDF5 chunk: about 1 MiB per chunk, at most 1024 rows."""
-    return int(max(1, min(1024, (1 << 20) // max(1, n_texts * itemsize))))
+    """Rows per HDF5 chunk: about 256 KiB per chunk, at most 256 rows (a small map stays small:
+    HDF5 allocates whole chunks; reading one row reads its chunk)."""
+    return int(max(1, min(256, (1 << 18) // max(1, n_texts * itemsize))))
 
 
 # --------------------------------------------------------------------------------------------
 # Lock
+
+
+def _lock_fd(fd: int) -> None:
+    """Exclusive, non-blocking; raises OSError (EWOULDBLOCK/EACCES) when another process holds it."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    else:  # lock a byte far past the pid text, so the holder's pid stays readable
+        os.lseek(fd, 1 << 20, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+
+def _unlock_fd(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    else:
+        os.lseek(fd, 1 << 20, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
 class _WriterLock:
@@ -251,11 +285,17 @@ class _WriterLock:
 
     def acquire(self) -> None:
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as err:
-                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise MapFileError(
+                    f"cannot write next to {self.path.with_suffix('')} ({err.strerror or err}); writing a map "
+                    "needs a writable folder (copy the file somewhere writable)."
+                ) from None
+            try:
+                _lock_fd(fd)
+            except OSError as err:
+                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES, errno.EDEADLK):
                     os.close(fd)
                     raise
                 holder = self._holder(fd)
@@ -273,6 +313,7 @@ class _WriterLock:
                 os.close(fd)
                 continue
             os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, f"{os.getpid()}\n".encode())
             self.fd = fd
             return
@@ -281,7 +322,12 @@ class _WriterLock:
     @staticmethod
     def _holder(fd: int) -> str:
         try:
-            pid = int(os.pread(fd, 32, 0).decode().strip() or "0")
+            if hasattr(os, "pread"):
+                raw = os.pread(fd, 32, 0)
+            else:
+                os.lseek(fd, 0, os.SEEK_SET)
+                raw = os.read(fd, 32)
+            pid = int(raw.decode().strip() or "0")
         except (OSError, ValueError):
             return ""
         return f" (pid {pid})" if pid else ""
@@ -289,12 +335,18 @@ class _WriterLock:
     def release(self) -> None:
         if self.fd is None:
             return
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        if fcntl is not None:  # on Windows a locked file cannot be removed: unlock first
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        _unlock_fd(self.fd)
         os.close(self.fd)
+        if fcntl is None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
         self.fd = None
 
 
@@ -321,6 +373,17 @@ def _journal_entries(path: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
+def _load_entry(p: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(p, allow_pickle=False) as entry:
+            return dict(entry)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as err:
+        raise MapFileError(
+            f"journal entry {p} cannot be read ({err}); move it out of {p.parent.name} to open the map "
+            "without that result (rescoring recomputes it)."
+        ) from None
+
+
 class _Committer:
     """Journals changes and commits them into the map file by copy + atomic replace.
 
@@ -342,6 +405,7 @@ class _Committer:
                 tmp.unlink()
             with h5py.File(path, "r") as f:
                 self.committed = int(f.attrs.get("commit_seq", 0))
+                self.text_hash = str(f.attrs["text_set_hash"])
             entries = _journal_entries(path)
             self.next_seq = max([self.committed] + [s for s, _ in entries]) + 1
             self.last_commit_duration = 0.0
@@ -355,21 +419,30 @@ class _Committer:
 
     def journal(self, entry: dict[str, np.ndarray]) -> int:
         seq = self.next_seq
-        self.next_seq += 1
         final = self.jdir / f"{seq:012d}.npz"
         tmp = self.jdir / f"{seq:012d}.npz.part"
-        with open(tmp, "wb") as f:
-            np.savez(f, **entry)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(self.jdir)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, text_hash=np.array(self.text_hash), **entry)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            _fsync_dir(self.jdir)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise MapFileError(
+                f"could not save a result next to {self.path} ({err.strerror or err}); free disk space or "
+                "fix the folder's permissions, then rerun: results committed so far are kept."
+            ) from err
+        self.next_seq += 1
         return seq
 
     def commit(self) -> bool:
         """Apply every pending journal entry to a copy of the file and replace the file with it.
         Returns whether anything was committed."""
         t0 = time.monotonic()
+        with h5py.File(self.path, "r") as f:  # the truth, even after an interrupted commit
+            self.committed = int(f.attrs.get("commit_seq", 0))
         entries = _journal_entries(self.path)
         stale = [p for s, p in entries if s <= self.committed]
         todo = [(s, p) for s, p in entries if s > self.committed]
@@ -378,18 +451,25 @@ class _Committer:
         if not todo:
             return False
         tmp = _tmp_path(self.path)
-        shutil.copyfile(self.path, tmp)
         try:
+            shutil.copyfile(self.path, tmp)
+            shutil.copymode(self.path, tmp)
             with h5py.File(tmp, "r+", libver=LIBVER) as f:
                 state = _FileState(f)
                 for seq, p in todo:
-                    with np.load(p, allow_pickle=False) as entry:
-                        _apply(f, state, dict(entry))
+                    _apply(f, state, _load_entry(p), p.name)
                     f.attrs["commit_seq"] = np.int64(seq)
                 f.flush()
             _fsync_file(tmp)
             os.replace(tmp, self.path)
             _fsync_dir(self.path.parent)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise MapFileError(
+                f"could not commit results into {self.path} ({err}); free disk space (a commit needs room "
+                "for a second copy of the file) and rerun: the results wait in "
+                f"{self.jdir.name} and nothing is lost."
+            ) from err
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -419,6 +499,8 @@ class _FileState:
         self.rows = {RowKey(n, r, int(lay)): i for i, (n, r, lay) in enumerate(zip(names, revs, layers))}
         self.m = len(names)
         self.n = f["loglik"].shape[1]
+        self.text_hash = str(f.attrs["text_set_hash"])
+        self.path = f.filename.removesuffix(".tmp")
 
 
 def _resize_rows(f: h5py.File, m: int) -> None:
@@ -436,8 +518,15 @@ def _resize_rows(f: h5py.File, m: int) -> None:
             ds[old:m] = _str_array([""] * (m - old)) if ds.dtype.kind == "O" else np.nan
 
 
-def _apply(f: h5py.File, state: _FileState, entry: dict[str, np.ndarray]) -> None:
+def _apply(f: h5py.File, state: _FileState, entry: dict[str, np.ndarray], where: str = "") -> None:
     op = str(entry["op"])
+    made_for = str(entry["text_hash"]) if "text_hash" in entry else None
+    if made_for is not None and made_for != state.text_hash:
+        raise MapFileError(
+            f"journal entry {where} was written for a map of text set {made_for}, but the file has "
+            f"{state.text_hash} (was the file replaced by hand?). Move the folder "
+            f"{_journal_dir(Path(state.path)).name} away to open the file without those results."
+        )
     if op == "rows":
         _apply_rows(f, state, entry)
     elif op == "derived":
@@ -449,7 +538,8 @@ def _apply(f: h5py.File, state: _FileState, entry: dict[str, np.ndarray]) -> Non
 
 
 def _apply_rows(f: h5py.File, state: _FileState, entry: dict[str, np.ndarray]) -> None:
-    keys = [RowKey(str(n), str(r), int(lay)) for n, r, lay in zip(entry["names"], entry["revisions"], entry["layers"])]
+    keys = [RowKey(n, r, lay) for n, r, lay in
+            zip(entry["names"].tolist(), entry["revisions"].tolist(), entry["layers"].tolist())]
     columns = json.loads(str(entry["columns"]))
     idx = np.empty(len(keys), dtype=np.int64)
     m = state.m
@@ -654,12 +744,14 @@ def _create_file(path: Path, texts: TextSet, rows: dict[str, np.ndarray] | None 
                 mg.create_dataset(col, shape=(0,), maxshape=(None,), chunks=(1024,),
                                   dtype=_STR if kind == "str" else kind)
             rc = _rows_chunk(n)
+            # Fletcher-32 checksums per chunk: a flipped bit in the data is an error on reading,
+            # never a silently wrong number (HDF5 >= 1.10 metadata is checksummed anyway).
             f.create_dataset("loglik", shape=(0, n), maxshape=(None, n), chunks=(rc, n), dtype=np.float32,
-                             fillvalue=np.nan)
+                             fillvalue=np.nan, fletcher32=True)
             f.create_dataset("ntokens", shape=(0, n), maxshape=(None, n), chunks=(rc, n), dtype=np.int32,
-                             fillvalue=-1)
+                             fillvalue=-1, fletcher32=True)
             f.create_dataset("truncated", shape=(0, n), maxshape=(None, n), chunks=(_rows_chunk(n, 1), n),
-                             dtype=bool)
+                             dtype=bool, fletcher32=True)
             f.create_group("annotations")
             f.create_group("map")
             if rows is not None:
@@ -940,17 +1032,28 @@ class MapFile:
         """Per-row status: "ok" or "failed"."""
         return np.array(self._column("status"), copy=True)
 
+    def _matrix(self, name: str, rows: Any) -> np.ndarray:
+        try:
+            if rows is None:
+                return self.file[name][...]
+            return _read_rows(self.file[name], _row_index(rows, self.n_models))
+        except OSError as err:
+            raise MapFileError(
+                f"{str(self.path)!r}: reading /{name} failed ({err}); the file is damaged (a checksum does not "
+                "match). Restore it from a copy or rescore."
+            ) from None
+
     def loglik(self, rows: Any = None) -> np.ndarray:
         """float32 [n, N] log-likelihoods in nats (NaN = not scored), rows in the order asked."""
-        return _read_rows(self.file["loglik"], _row_index(rows, self.n_models))
+        return self._matrix("loglik", rows)
 
     def ntokens(self, rows: Any = None) -> np.ndarray:
         """int32 [n, N] scored tokens per text (-1 = not scored)."""
-        return _read_rows(self.file["ntokens"], _row_index(rows, self.n_models))
+        return self._matrix("ntokens", rows)
 
     def truncated(self, rows: Any = None) -> np.ndarray:
         """bool [n, N]: the text was cut at the model's context."""
-        return _read_rows(self.file["truncated"], _row_index(rows, self.n_models))
+        return self._matrix("truncated", rows)
 
     def text_bytes(self) -> np.ndarray:
         """int64 [N] UTF-8 length of each text."""
@@ -1038,11 +1141,18 @@ class MapFile:
         p = tokens_path(self.path, key)
         if not p.exists():
             return None
-        with h5py.File(p, "r") as f:
-            if str(f.attrs.get("text_set_hash", "")) != self.text_hash:
-                raise MapFileError(f"{p} belongs to another text set; delete it.")
-            lp = f["logprobs"][...]
-            off = f["offsets"][...]
+        try:
+            with h5py.File(p, "r") as f:
+                if str(f.attrs.get("text_set_hash", "")) != self.text_hash:
+                    raise MapFileError(f"{p} belongs to another text set; delete it.")
+                if RowKey(str(f.attrs["name"]), str(f.attrs["revision"]), int(f.attrs["layer"])) != key:
+                    raise MapFileError(f"{p} belongs to another row than {key.label}; delete it.")
+                lp = f["logprobs"][...]
+                off = f["offsets"][...]
+        except (OSError, KeyError) as err:
+            raise MapFileError(f"per-token file {p} of {key.label} cannot be read ({err}); delete it.") from None
+        if len(off) != self.n_texts + 1 or off[-1] != len(lp):
+            raise MapFileError(f"per-token file {p} of {key.label} is inconsistent with the map; delete it.")
         return [lp[off[k]:off[k + 1]] for k in range(len(off) - 1)]
 
     def pending_journal(self) -> int:
@@ -1129,8 +1239,8 @@ def _recover(path: Path) -> None:
         return  # a live writer owns the journal, or the folder is read-only
     try:
         committer.commit()
-    except OSError:
-        pass
+    except (MapFileError, OSError):
+        pass  # the reader still sees the last commit; pending_journal() reports what waits
     finally:
         committer.close()
 
@@ -1197,7 +1307,7 @@ class ScoreWriter:
     """The single writer a scoring run uses: resume, record results, crash-safe commits.
 
     ``with ScoreWriter(out, texts) as w:`` creates `out` for `texts` (or opens it, refusing a file
-    of another text set), takes the writer lock and commits results a killed run left in the
+    of another text set; `texts=None` uses the texts of an existing file), takes the writer lock and commits results a killed run left in the
     journal. Then, for each model: `rows_to_do(keys)` says what is left, `record(...)` or
     `record_failure(...)` journals a finished model durably and commits when `commit_interval`
     allows; leaving the block commits everything and releases the lock.
@@ -1207,14 +1317,17 @@ class ScoreWriter:
     are committed after every model. 0: after every model.
     """
 
-    def __init__(self, path: str | os.PathLike, texts: TextSet, *, commit_interval: float | None = None,
-                 overwrite: bool = False):
+    def __init__(self, path: str | os.PathLike, texts: TextSet | None = None, *,
+                 commit_interval: float | None = None, overwrite: bool = False):
         self.path = Path(path)
-        self.texts = texts
         self.commit_interval = commit_interval
+        if texts is None and (overwrite or not self.path.exists()):
+            raise MapFileError(f"{str(self.path)!r} does not exist yet: give the text set to create it with.")
         if overwrite or not self.path.exists():
             MapFile.create(self.path, texts, overwrite=overwrite).close()
         with MapFile(self.path, recover=False) as mf:
+            if texts is None:
+                texts = mf.texts()
             if mf.text_hash != texts.hash:
                 raise MapFileError(
                     f"{str(self.path)!r} was made with another text set: the file has {mf.text_hash}, "
@@ -1222,6 +1335,8 @@ class ScoreWriter:
                     "output file (or overwrite with --force)."
                 )
             self.n_texts = mf.n_texts
+        self.texts = texts
+        self.text_hash = texts.hash
         self._committer = _Committer(self.path)
         try:
             self._committer.commit()  # results a killed run journalled
@@ -1238,11 +1353,15 @@ class ScoreWriter:
         return self._status.get(as_key(key))
 
     def rows_to_do(self, keys: Iterable[Any], *, retry_failed: bool = False, force: bool = False) -> list[RowKey]:
-        """The keys, in order, that still need scoring: no row yet, or (with `retry_failed`)
-        a failed row; `force` returns them all."""
-        out = []
+        """The keys, in order and without repeats, that still need scoring: no row yet, or (with
+        `retry_failed`) a failed row; `force` returns them all."""
+        out: list[RowKey] = []
+        seen: set[RowKey] = set()
         for key in keys:
             k = as_key(key)
+            if k in seen:
+                continue
+            seen.add(k)
             st = self._status.get(k)
             if force or st is None or (st == "failed" and retry_failed):
                 out.append(k)
@@ -1265,7 +1384,17 @@ class ScoreWriter:
         T = _check_matrix("ntokens", ntokens, (n,), np.int64)
         tr = np.zeros(n, bool) if truncated is None else _check_matrix("truncated", truncated, (n,), bool)
         if token_logprobs is not None:
-            _write_tokens(self.path, k, self.texts.hash, token_logprobs, n)
+            lengths = [int(np.size(a)) for a in token_logprobs]
+            if len(lengths) != n or any(a != t for a, t in zip(lengths, T)):
+                bad = next((j for j, (a, t) in enumerate(zip(lengths, T)) if a != t), None)
+                raise MapFileError(
+                    f"{k.label}: token_logprobs must give one array per text with ntokens entries "
+                    + (f"(text {bad}: {lengths[bad]} values, ntokens {T[bad]})." if bad is not None
+                       else f"({len(lengths)} arrays for {n} texts).")
+                )
+            _write_tokens(self.path, k, self.text_hash, token_logprobs, n)
+        else:  # a rescoring without per-token values must not leave the old ones looking current
+            tokens_path(self.path, k).unlink(missing_ok=True)
         cols = _model_columns([k], [meta], ["ok"], [""], [int(tr.sum())])
         self._committer.journal(_rows_entry([k], L[None].astype(np.float32), T[None], tr[None], cols))
         self._status[k] = "ok"

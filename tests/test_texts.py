@@ -258,9 +258,15 @@ def test_iter_corpus_formats(tmp_path):
         zst.write_bytes(b"\x28\xb5\x2f\xfd")
         with pytest.raises(TextSetError, match="pip install zstandard"):
             list(iter_corpus(zst))
+        with pytest.raises(TextSetError, match="pip install zstandard"):
+            load_texts(zst)
     else:
-        zst.write_bytes(zstandard.ZstdCompressor().compress(pile.read_bytes()))
+        data = pile.read_bytes()
+        cut = data.index(b"\n") + 1  # two zstd frames, as concatenated .zst files have
+        c = zstandard.ZstdCompressor()
+        zst.write_bytes(c.compress(data[:cut]) + c.compress(data[cut:]))
         assert list(iter_corpus(zst)) == docs
+        assert load_texts(zst).texts == ["doc one", "doc two"]
 
 
 def test_cli_make_and_info_on_shakespeare(tmp_path, capsys):

@@ -1,0 +1,114 @@
+"""Score causal language models on a text set into a resumable HDF5 map file.
+
+Each entry L[model, text] is the text's log-likelihood in nats under the model: the model's own
+tokenizer with its default special tokens (a BOS only where that tokenizer adds one), the first
+token unscored, texts cut at the model's context (and flagged). Results are committed model by
+model: rerunning the same command skips finished models and continues; a killed run loses at most
+the model in flight. A model that fails (cannot load, NaN scores, out of memory on one text) is
+recorded as failed with its error and the run goes on; the exit status is then 1.
+
+Models (M): a Hugging Face hub id (e.g. EleutherAI/pythia-70m), a local model directory, a .gguf
+file, or @FILE naming a text file with one model per line ('#' starts a comment).
+
+examples:
+  pylogmap score --texts texts.jsonl --models gpt2 EleutherAI/pythia-70m -o map.h5
+  pylogmap score --texts texts.jsonl --models @models.txt -o map.h5 --dtype bf16
+  pylogmap score --texts texts.jsonl --models EleutherAI/pythia-160m \\
+      --revisions step1000:step10000:1000 -o pythia.h5
+  pylogmap score --texts texts.jsonl --models ./my-model --layers all -o lens.h5
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--texts", required=True, metavar="TEXTS",
+                        help="the text set: published jsonl, jsonl with a 'text' field, a .txt file "
+                             "(one text per line) or a folder of .txt files")
+    parser.add_argument("--models", required=True, nargs="+", metavar="M",
+                        help="hub ids, model directories, .gguf files, or @FILE (one model per line)")
+    parser.add_argument("-o", "--out", required=True, metavar="OUT.h5", help="the map file to create or extend")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                        help="weight dtype (default auto: the checkpoint's dtype on a GPU, fp32 on the CPU)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (a GPU when there is one), cuda, cuda:N or cpu (default auto)")
+    parser.add_argument("--batch-tokens", type=int, default=None, metavar="N",
+                        help="token budget of one batch, counting padding (default 16384; lower it "
+                             "if a GPU runs out of memory often, raise it on big GPUs)")
+    revs = parser.add_mutually_exclusive_group()
+    revs.add_argument("--revision", default=None, metavar="REV",
+                      help="hub revision (branch, tag or commit) for every model")
+    revs.add_argument("--revisions", default=None, metavar="REVS",
+                      help="score several revisions of each model: 'step1000,step2000' or an inclusive "
+                           "range 'step1000:step10000:1000'; the step number goes into the file")
+    parser.add_argument("--layers", default=None, metavar="LAYERS",
+                        help="logit lens: score hidden states through the final norm and head, one row "
+                             "per layer: 'all', or indices like '0,6,12' or '0:12:2' (0 = embeddings)")
+    parser.add_argument("--force", action="store_true",
+                        help="rescore models already in the file, and replace a file made with other texts")
+    parser.add_argument("--retry-failed", action="store_true", help="score again models recorded as failed")
+    parser.add_argument("--save-token-logprobs", action="store_true",
+                        help="also keep every token's log-probability (in OUT.tokens/, large)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow models that ship their own Python code (only for repositories you trust)")
+    parser.add_argument("--executor", default="local", choices=["local", "ray"],
+                        help="local: models one after another here (default); ray: one Ray task per model "
+                             "with one GPU each (pip install 'pylogmap[ray]')")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
+
+
+def read_model_list(items: list[str]) -> list[str]:
+    """Expand @FILE entries (one model per line, '#' comments, blank lines ignored)."""
+    from pylogmap.errors import PylogmapError
+
+    out: list[str] = []
+    for item in items:
+        if not item.startswith("@"):
+            out.append(item)
+            continue
+        path = Path(item[1:])
+        if not path.is_file():
+            raise PylogmapError(f"model list {str(path)!r} (from {item!r}) does not exist; check the path.")
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                out.append(line)
+    if not out:
+        raise PylogmapError("no models to score: the model list is empty (only comments or blank lines).")
+    return list(dict.fromkeys(out))
+
+
+def run(args: argparse.Namespace) -> int:
+    from pylogmap.executors import make_executor
+    from pylogmap.scoring import DEFAULT_BATCH_TOKENS, score_models
+    from pylogmap.texts import load_texts
+
+    models = read_model_list(args.models)
+    texts = load_texts(args.texts)  # its errors name the file and the line
+    summary = score_models(
+        texts,
+        models,
+        args.out,
+        revision=args.revision,
+        revisions=args.revisions,
+        dtype=args.dtype,
+        device=args.device,
+        batch_tokens=args.batch_tokens or DEFAULT_BATCH_TOKENS,
+        force=args.force,
+        layers=args.layers,
+        executor=make_executor(args.executor),
+        progress=not args.quiet,
+        save_token_logprobs=args.save_token_logprobs,
+        retry_failed=args.retry_failed,
+        trust_remote_code=args.trust_remote_code,
+    )
+    if summary.failed:
+        import sys
+
+        print(f"pylogmap score: {len(summary.failed)} of {len(summary.rows)} rows failed (recorded in "
+              f"{args.out}; rerun with --retry-failed to try them again).", file=sys.stderr)
+        return 1
+    return 0

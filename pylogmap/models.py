@@ -1,0 +1,488 @@
+"""Load a causal language model for scoring and take its LM head apart.
+
+`load_model(spec)` accepts a Hugging Face hub id (with an optional revision), a local model
+directory, or a `.gguf` file, and returns a `LoadedModel`:
+
+- `body`: the module that returns the *final* hidden states (the model's own final norm applied),
+  i.e. exactly what the causal-LM wrapper feeds to its LM head (`model.model`,
+  `model.transformer`, `model.gpt_neox`, ... found through `base_model_prefix`);
+- `head`: a `HeadSpec(weight, bias, softcap, scale)` so the scorer can apply the head itself,
+  block by block, through the fused path (`pylogmap.head.head_logprobs`), never materialising a
+  `[batch, seq, vocab]` tensor. `softcap` is Gemma 2's `final_logit_softcapping`; `scale`
+  multiplies the logits before the soft-cap (Cohere `logit_scale`; Granite's `logits_scaling`
+  *divides*, so its scale is `1 / logits_scaling`);
+- `final_norm`: the modules that turn an intermediate hidden state into one the head accepts (for
+  the logit lens);
+- `info`: metadata recorded with every row (architecture, parameter count, dtype, context length,
+  tokenizer hash, which head path is used).
+
+The head is verified once at load time: on a short probe sequence the model's own logits must match
+what `HeadSpec` gives (to a tolerance set by the weight dtype). A head that does not match, or that
+is not a plain linear layer, is not guessed at: the model is scored through its own logits instead
+(`head is None`), computed on batches small enough that one batch's logits stay under a memory
+budget, and the row's metadata says so.
+
+dtype "auto" means the checkpoint's own dtype on a GPU and float32 on the CPU: CPUs have no fast
+bf16/fp16 matrix units in general (PyTorch's CPU half-precision paths are slower than fp32 and
+accumulate less exactly), so fp32 is both the fastest and the most accurate choice there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pylogmap.errors import ModelLoadError
+
+DTYPES = ("auto", "bf16", "fp16", "fp32")
+DEVICES = ("auto", "cuda", "cpu")
+DEFAULT_MAX_LENGTH = 2048
+
+# Attribute names under which transformers models keep their final norm (the lens applies it).
+_FINAL_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f", "final_norm")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass
+class HeadSpec:
+    """The LM head as parts: `logits = softcap * tanh(scale * (h @ weight.T + bias) / softcap)`.
+
+    `bias`, `softcap` and `scale` are None where the model has none. `weight` is `[V, d]` and
+    shares storage with the model (tied embeddings are not copied).
+    """
+
+    weight: Any
+    bias: Any = None
+    softcap: float | None = None
+    scale: float | None = None
+
+
+@dataclass
+class ModelInfo:
+    """What is recorded about a model next to its scores."""
+
+    name: str
+    revision: str
+    architecture: str
+    n_params: int
+    dtype: str
+    device: str
+    max_length: int
+    n_layers: int
+    vocab_size: int
+    tokenizer_hash: str
+    head_path: str  # "fused" or "model-logits"
+    head_note: str = ""
+    source: str = ""  # "hub", "directory" or "gguf"
+
+    def as_meta(self) -> dict:
+        return {
+            "device": self.device,
+            "head": self.head_path,
+            "head_note": self.head_note,
+            "n_layers": self.n_layers,
+            "vocab_size": self.vocab_size,
+            "source": self.source,
+        }
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for scoring: its body, head parts, tokenizer and metadata."""
+
+    model: Any
+    body: Any
+    head: HeadSpec | None
+    final_norm: list = field(default_factory=list)
+    tokenizer: Any = None
+    info: ModelInfo | None = None
+
+    @property
+    def device(self):
+        return self.head.weight.device if self.head is not None else next(self.model.parameters()).device
+
+    def forward_hidden(self, input_ids, attention_mask, *, all_layers: bool = False):
+        """Final hidden states `[B, T, d]` (and, with `all_layers`, the tuple of every layer's)."""
+        out = self.body(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            use_cache=False,
+            output_hidden_states=all_layers,
+            return_dict=True,
+        )
+        if all_layers:
+            return out.last_hidden_state, out.hidden_states
+        return out.last_hidden_state
+
+    def forward_logits(self, input_ids, attention_mask):
+        """The model's own logits `[B, T, V]` in its dtype (only for the fallback head path)."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+
+    def lens(self, hidden):
+        """Apply the final norm (and any output projection) to an intermediate hidden state."""
+        for module in self.final_norm:
+            hidden = module(hidden)
+        return hidden
+
+    def release(self) -> None:
+        """Drop the weights and return GPU memory (the next model gets all of it)."""
+        import gc
+
+        import torch
+
+        self.model = self.body = self.head = None
+        self.final_norm = []
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+# --------------------------------------------------------------------------- resolution
+
+def resolve_device(device: str = "auto"):
+    import torch
+
+    if device not in DEVICES and not str(device).startswith("cuda:"):
+        raise ModelLoadError(f"unknown device {device!r}; use one of {', '.join(DEVICES)} (or cuda:N).")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(
+            "device 'cuda' was asked for but PyTorch sees no CUDA GPU here; use --device cpu "
+            "(or --device auto), or install a CUDA build of PyTorch."
+        )
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device) -> Any:
+    """torch dtype for `from_pretrained`, or "auto" for the checkpoint's own (GPU only)."""
+    import torch
+
+    table = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32,
+             "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+    if dtype == "auto":
+        return torch.float32 if device.type == "cpu" else "auto"
+    if dtype not in table:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}.")
+    return table[dtype]
+
+
+def classify_spec(spec: str) -> str:
+    """"gguf", "directory" or "hub" for a model spec; raises for a path that does not exist."""
+    path = Path(os.path.expanduser(spec))
+    if spec.lower().endswith(".gguf"):
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF file {spec!r} does not exist; check the path.")
+        return "gguf"
+    if path.is_dir():
+        return "directory"
+    if path.exists():
+        raise ModelLoadError(
+            f"{spec!r} is a file but not a .gguf file; pass a model directory, a .gguf file or a hub id."
+        )
+    looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").replace("/", "", 1)
+    if looks_like_path or not _HUB_ID.match(spec):
+        raise ModelLoadError(
+            f"model {spec!r} is neither an existing directory, a .gguf file nor a valid Hugging Face "
+            "hub id (like 'EleutherAI/pythia-70m'); check the spelling or the path."
+        )
+    return "hub"
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_error(spec: str, revision: str | None) -> ModelLoadError:
+    from huggingface_hub import constants
+
+    rev = f" at revision {revision!r}" if revision else ""
+    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"the hub ({constants.ENDPOINT}) is unreachable"
+    return ModelLoadError(
+        f"cannot load hub model {spec!r}{rev}: {why} and the model is not in the local cache "
+        f"({constants.HF_HUB_CACHE}). Download it where there is internet "
+        f"(`huggingface-cli download {spec}`) and copy the cache here, or save it with "
+        "`save_pretrained(DIR)` and pass DIR as the model; with a filled cache set HF_HUB_OFFLINE=1 "
+        "to skip the network."
+    )
+
+
+# --------------------------------------------------------------------------- loading
+
+def load_model(
+    spec: str,
+    *,
+    revision: str | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load `spec` (hub id, local directory or .gguf file) for scoring; see the module docstring."""
+    import torch
+
+    spec = str(spec)
+    kind = classify_spec(spec)
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    if revision and kind != "hub":
+        raise ModelLoadError(
+            f"--revision {revision!r} only applies to hub ids, but {spec!r} is a local {kind}; "
+            "pass each local checkpoint as its own model instead."
+        )
+
+    load_kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if kind == "gguf":
+        try:
+            import gguf  # noqa: F401
+            import accelerate  # noqa: F401
+        except ImportError as err:
+            raise ModelLoadError(
+                f"reading {spec!r} needs the 'gguf' and 'accelerate' packages ({err.name} is missing): "
+                "pip install 'pylogmap[gguf]'."
+            ) from None
+        path = Path(os.path.expanduser(spec)).resolve()
+        location = str(path.parent)
+        load_kwargs["gguf_file"] = path.name
+    elif kind == "directory":
+        location = os.path.expanduser(spec)
+        if not (Path(location) / "config.json").is_file():
+            raise ModelLoadError(
+                f"directory {spec!r} holds no config.json, so it is not a Hugging Face model folder; "
+                "save the model there with `model.save_pretrained(DIR)` and `tokenizer.save_pretrained(DIR)`."
+            )
+    else:
+        location = spec
+        if revision:
+            load_kwargs["revision"] = revision
+
+    def _load(local_only: bool):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kw = dict(load_kwargs)
+        if kind == "hub":
+            kw["local_files_only"] = local_only
+        tok = AutoTokenizer.from_pretrained(location, **kw)
+        model_kw = dict(kw, dtype=torch_dtype)
+        mdl = AutoModelForCausalLM.from_pretrained(location, **model_kw)
+        return tok, mdl
+
+    try:
+        try:
+            tokenizer, model = _load(local_only=(kind == "hub"))
+        except OSError:
+            if kind != "hub":
+                raise
+            if not _hub_reachable():
+                raise _offline_error(spec, revision) from None
+            tokenizer, model = _load(local_only=False)
+    except ModelLoadError:
+        raise
+    except Exception as err:  # transformers raises OSError/ValueError/KeyError with useful text
+        raise ModelLoadError(_explain_load_error(spec, revision, err)) from err
+
+    model.eval()
+    model.requires_grad_(False)
+    model.to(torch_device)
+    return prepare(model, tokenizer, name=spec, revision=revision or "", source=kind)
+
+
+def _explain_load_error(spec: str, revision: str | None, err: Exception) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    low = str(err).lower()
+    if "trust_remote_code" in low:
+        hint = "the model needs its own code; pass --trust-remote-code if you trust that repository."
+    elif "unrecognized configuration class" in low or "automodelforcausallm" in low:
+        hint = "it is not a causal (decoder-only) language model transformers can load."
+    elif "revision" in low or (revision and "not a valid git identifier" in low):
+        hint = f"check that revision {revision!r} exists (a branch, tag or commit of the repository)."
+    elif "safetensors" in low or "pytorch_model" in low or "no file named" in low:
+        hint = "the folder has a config but no weights; save them with model.save_pretrained(DIR)."
+    elif "tokenizer" in low:
+        hint = "the tokenizer files are missing or unreadable; save them with tokenizer.save_pretrained(DIR)."
+    else:
+        hint = "check that it is a causal language model transformers can load."
+    rev = f"@{revision}" if revision else ""
+    return f"cannot load model {spec!r}{rev}: {type(err).__name__}: {text} ({hint})"
+
+
+def prepare(model, tokenizer, *, name: str, revision: str = "", source: str = "") -> LoadedModel:
+    """Take an already loaded transformers causal LM apart into body, head, lens norm and metadata.
+
+    Public so that code which builds models in memory (the demo zoo, weight interpolation) scores
+    them through exactly the same path as loaded ones.
+    """
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    body = _find_body(model)
+    head, note = _extract_head(model, config)
+    loaded = LoadedModel(model=model, body=body, head=head, tokenizer=tokenizer)
+    if head is not None and body is not None:
+        ok, why = _verify_head(loaded)
+        if not ok:
+            head, note = None, why
+    if body is None:
+        head, note = None, note or "no separate model body found"
+    loaded.head = head
+    loaded.final_norm = _find_final_norm(body) if body is not None else []
+
+    param = next(model.parameters())
+    n_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    loaded.info = ModelInfo(
+        name=name,
+        revision=revision,
+        architecture=(getattr(model.config, "architectures", None) or [type(model).__name__])[0],
+        n_params=int(n_params),
+        dtype=str(param.dtype).replace("torch.", ""),
+        device=str(param.device),
+        max_length=max_context(config),
+        n_layers=int(getattr(config, "num_hidden_layers", 0) or 0),
+        vocab_size=int(head.weight.shape[0]) if head is not None else int(getattr(config, "vocab_size", 0)),
+        tokenizer_hash=tokenizer_hash(tokenizer) if tokenizer is not None else "",
+        head_path="fused" if head is not None else "model-logits",
+        head_note=note,
+        source=source,
+    )
+    return loaded
+
+
+def max_context(config) -> int:
+    """`max_position_embeddings`, else `n_positions`, else 2048 (method.md section 2)."""
+    for attr in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return DEFAULT_MAX_LENGTH
+
+
+def _find_body(model):
+    prefix = getattr(model, "base_model_prefix", "")
+    body = getattr(model, prefix, None) if prefix else None
+    if body is None or body is model:
+        try:
+            body = model.get_decoder()
+        except Exception:
+            body = None
+    if body is None or body is model:
+        return None
+    return body
+
+
+def _extract_head(model, config) -> tuple[HeadSpec | None, str]:
+    import torch
+
+    out = model.get_output_embeddings()
+    if not isinstance(out, torch.nn.Linear):
+        return None, f"the output embedding is a {type(out).__name__}, not a linear layer"
+    softcap = getattr(config, "final_logit_softcapping", None)
+    scale = None
+    logit_scale = getattr(config, "logit_scale", None)  # Cohere: logits * logit_scale
+    if isinstance(logit_scale, (int, float)) and logit_scale != 1:
+        scale = float(logit_scale)
+    logits_scaling = getattr(config, "logits_scaling", None)  # Granite: logits / logits_scaling
+    if isinstance(logits_scaling, (int, float)) and logits_scaling != 1:
+        scale = (scale or 1.0) / float(logits_scaling)
+    return (
+        HeadSpec(
+            weight=out.weight,
+            bias=out.bias,
+            softcap=float(softcap) if softcap else None,
+            scale=scale,
+        ),
+        "",
+    )
+
+
+def apply_head_reference(hidden, head: HeadSpec):
+    """Full logits from head parts in float32 (used to verify a head on a short probe only)."""
+    import torch
+
+    y = torch.nn.functional.linear(hidden, head.weight, head.bias).float()
+    if head.scale is not None:
+        y = y * head.scale
+    if head.softcap is not None:
+        y = head.softcap * torch.tanh(y / head.softcap)
+    return y
+
+
+def _verify_head(loaded: LoadedModel) -> tuple[bool, str]:
+    """Compare the model's own log-probs with the head parts' on a short probe sequence."""
+    import torch
+
+    model = loaded.model
+    vocab = loaded.head.weight.shape[0]
+    device = loaded.head.weight.device
+    probe = torch.tensor([[(7919 * i + 13) % vocab for i in range(8)]], device=device)
+    mask = torch.ones_like(probe)
+    try:
+        with torch.inference_mode():
+            theirs = model(input_ids=probe, attention_mask=mask, use_cache=False).logits.float()
+            hidden = loaded.forward_hidden(probe, mask)
+            ours = apply_head_reference(hidden, loaded.head)
+    except Exception as err:  # a body that cannot be called on its own
+        return False, f"the model body could not be called on its own ({type(err).__name__}: {err})"
+    if theirs.shape != ours.shape:
+        return False, f"head output shape {tuple(ours.shape)} differs from the model's {tuple(theirs.shape)}"
+    lp_theirs = torch.log_softmax(theirs, -1)
+    lp_ours = torch.log_softmax(ours, -1)
+    eps = torch.finfo(loaded.head.weight.dtype).eps
+    tol = 64 * eps * max(1.0, float(theirs.abs().max())) + 1e-5
+    diff = float((lp_theirs - lp_ours).abs().max())
+    if not diff <= tol:
+        return False, (
+            f"the model's own logits differ from its head parts (max |log-prob diff| {diff:.3g} > {tol:.3g}); "
+            "its head has a transformation pylogmap does not know"
+        )
+    return True, ""
+
+
+def _find_final_norm(body) -> list:
+    """Modules that map an intermediate hidden state to what the head expects (logit lens)."""
+    for holder in (body, getattr(body, "decoder", None)):
+        if holder is None:
+            continue
+        for name in _FINAL_NORM_NAMES:
+            module = getattr(holder, name, None)
+            if module is not None and callable(module):
+                chain = [module]
+                project_out = getattr(holder, "project_out", None)  # OPT-350m
+                if project_out is not None:
+                    chain.append(project_out)
+                return chain
+    return []
+
+
+def tokenizer_hash(tokenizer) -> str:
+    """Content hash of a tokenizer: vocabulary, merges, normaliser, special-token handling.
+
+    Two models with the same hash produce the same token ids for every text, so token ids are
+    computed once per hash. The full serialisation of a fast tokenizer covers everything; for slow
+    tokenizers the vocabulary plus special tokens is used. A fixed probe encoding is mixed in as a
+    safety net (it catches class-level behaviour such as BOS insertion done in Python).
+    """
+    h = hashlib.sha256()
+    h.update(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        h.update(backend.to_str().encode())
+    else:
+        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    h.update(json.dumps(getattr(tokenizer, "special_tokens_map", {}), sort_keys=True, default=str).encode())
+    probe = "Hello world! ÄÖü 你好 \n\t  123 <|endoftext|>"
+    h.update(json.dumps(tokenizer(probe, add_special_tokens=True)["input_ids"]).encode())
+    return "sha256:" + h.hexdigest()
