@@ -109,6 +109,7 @@ def test_stored_results_are_redone_when_rows_change(small_map, capsys):
     """Neighbour lists and embeddings stored earlier but not asked now must not go stale."""
     path, pop = small_map
     main(["map", str(path), "-k", "3", "--no-tsne", *FAST])
+    capsys.readouterr()
     with open_map(path) as mf:
         mf.append_rows(["new/model"], pop.L[:1] - 5.0)
     main(["map", str(path), "-k", "0", "--no-tsne", "--no-pca", "--json", *FAST])
