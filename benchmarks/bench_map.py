@@ -7,8 +7,11 @@ For K synthetic models x N texts (pylogmap.synthetic: families, heavy tail, real
   numpy symmetric blocks ("numpy"), approximate PCA+IVF ("ivf-pca", recall@k vs exact) and a
   numpy brute-force baseline (full float64 distance matrix + argpartition);
 - t-SNE (scikit-learn, the published settings) for the sizes given with --tsne.
-Memory = peak resident set size above the resident size before the step (Linux VmHWM, reset
-with /proc/self/clear_refs), so it includes FAISS's own allocations.
+Memory = the larger of the peak resident set size above the resident size before the step (Linux
+VmHWM, reset with /proc/self/clear_refs; includes FAISS's own allocations) and tracemalloc's peak
+(numpy allocations that reuse freed heap). Time = wall clock, and CPU
+seconds of the process (all threads): on a machine shared with other jobs the wall time grows with
+the load, the CPU time does not (on an idle machine, wall ~ CPU / threads used).
 
 Sizes that would take too long on a small machine are extrapolated from a timed slice of query
 rows and marked "(extrapolated)": the exact all-vs-all cost is K^2 N whatever the method.
@@ -28,6 +31,7 @@ import os
 import platform
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pylogmap import geometry, neighbors  # noqa: E402
+
+
+def _trim() -> None:
+    """Give freed heap memory back to the OS so that the next peak shows in the RSS."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _status() -> dict[str, int]:
@@ -52,6 +66,8 @@ class Measure:
 
     def __enter__(self):
         gc.collect()
+        _trim()
+        tracemalloc.start()
         self.linux = os.path.exists("/proc/self/clear_refs")
         if self.linux:
             try:
@@ -60,12 +76,17 @@ class Measure:
             except OSError:
                 self.linux = False
         self.rss0 = _status().get("VmRSS", 0) if self.linux else 0
+        self.c0 = time.process_time()
         self.t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.t0
-        self.peak = (_status().get("VmHWM", 0) - self.rss0) if self.linux else float("nan")
+        self.cpu = time.process_time() - self.c0
+        traced = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        rss = (_status().get("VmHWM", 0) - self.rss0) if self.linux else 0
+        self.peak = max(rss, traced)
 
 
 def _fmt_bytes(n) -> str:
@@ -77,6 +98,22 @@ def _fmt_bytes(n) -> str:
             return f"{n:.0f} {unit}" if unit in ("B", "KiB") else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GiB"
+
+
+def _format_row(row) -> str:
+    task, method, K, N, sec, cpu, mem, extra = row
+    t = "n/a" if sec != sec else f"{sec:.2f} s" + (" (extrap.)" if extra else "")
+    c = "n/a" if cpu != cpu else f"{cpu:.2f} s"
+    mem_s = _fmt_bytes(mem) + (" (needed)" if extra and sec != sec else "")
+    return f"| {task} | {method} | {K:,} | {N:,} | {t} | {c} | {mem_s} |"
+
+
+class _Rows(list):
+    """Rows of the table, also printed to stderr as they come (long runs show progress)."""
+
+    def append(self, row):
+        super().append(row)
+        print(_format_row(row), file=sys.stderr, flush=True)
 
 
 def make_Q(K: int, N: int, seed: int = 0) -> np.ndarray:
@@ -112,15 +149,15 @@ def bench_pairwise(Q, rows_limit, rows_out):
             done += r.size
             float(blk[0, 0])
     scale = K / n_rows
-    rows_out.append(("all-pairs KL", "pylogmap blockwise float64", K, N, m.seconds * scale, m.peak, scale > 1))
+    rows_out.append(("all-pairs KL", "pylogmap blockwise float64", K, N, m.seconds * scale, m.cpu * scale, m.peak, scale > 1))
     if K <= rows_limit:
         with Measure() as mp:
             P = pairwise_published(Q)
-        rows_out.append(("all-pairs KL", "numpy one-shot float64 (published)", K, N, mp.seconds, mp.peak, False))
+        rows_out.append(("all-pairs KL", "numpy one-shot float64 (published)", K, N, mp.seconds, mp.cpu, mp.peak, False))
         del P
     else:
         need = K * K * 8 * 2 + K * N * 8
-        rows_out.append(("all-pairs KL", "numpy one-shot float64 (published)", K, N, float("nan"), need, True))
+        rows_out.append(("all-pairs KL", "numpy one-shot float64 (published)", K, N, float("nan"), float("nan"), need, True))
 
 
 def bench_knn(Q, k, rows_limit, rows_out, kinds, recall_queries=200):
@@ -135,7 +172,7 @@ def bench_knn(Q, k, rows_limit, rows_out, kinds, recall_queries=200):
             scale = K / queries.size
             if kind == "numpy":
                 scale /= 2  # all-vs-all uses the symmetric blocks: half the products of a query slice
-            rows_out.append((f"k-NN k={k}", kind, K, N, m.seconds * scale, m.peak, True))
+            rows_out.append((f"k-NN k={k}", kind, K, N, m.seconds * scale, m.cpu * scale, m.peak, True))
             continue
         with Measure() as m:
             idx, _ = neighbors.nearest_neighbors(Q, k, index=kind, gpu="auto")
@@ -149,18 +186,18 @@ def bench_knn(Q, k, rows_limit, rows_out, kinds, recall_queries=200):
             label = f"ivf-pca (PCA{p['pca_dim']}, IVF{p['nlist']}, nprobe {p['nprobe']}; recall@{k} {rec:.3f})"
         elif exact_ref is None:
             exact_ref = idx
-        rows_out.append((f"k-NN k={k}", label, K, N, m.seconds, m.peak, False))
+        rows_out.append((f"k-NN k={k}", label, K, N, m.seconds, m.cpu, m.peak, False))
     if K <= rows_limit:
         with Measure() as m:
             base = knn_published(Q, k)
-        rows_out.append((f"k-NN k={k}", "numpy brute force float64 (full matrix)", K, N, m.seconds, m.peak, False))
+        rows_out.append((f"k-NN k={k}", "numpy brute force float64 (full matrix)", K, N, m.seconds, m.cpu, m.peak, False))
         if exact_ref is not None:
             same = np.mean([set(a) == set(b) for a, b in zip(base.tolist(), exact_ref.tolist())])
             print(f"# K={K}: exact FAISS neighbour sets equal brute force for {same:.4%} of models", file=sys.stderr)
     with Measure() as m:
         table = neighbors.with_kl(Q, np.arange(min(K, 10_000)), np.tile(np.arange(1, k + 1), (min(K, 10_000), 1)))
     scale = K / min(K, 10_000)
-    rows_out.append((f"KL+SE of k={k} lists", "geometry.kl_estimate_pairs", K, N, m.seconds * scale, m.peak, scale > 1))
+    rows_out.append((f"KL+SE of k={k} lists", "geometry.kl_estimate_lists", K, N, m.seconds * scale, m.cpu * scale, m.peak, scale > 1))
     del table
 
 
@@ -170,7 +207,7 @@ def bench_tsne(K, N, rows_out):
     Q = make_Q(K, N, seed=2)
     with Measure() as m:
         embedding.tsne(Q)
-    rows_out.append(("t-SNE", "scikit-learn, published settings (1000 iter)", K, N, m.seconds, m.peak, False))
+    rows_out.append(("t-SNE", "scikit-learn, published settings (1000 iter)", K, N, m.seconds, m.cpu, m.peak, False))
     del Q
 
 
@@ -184,7 +221,14 @@ def main(argv=None) -> int:
                     help="largest K computed in full; above it, exact methods are timed on 2048 query rows and extrapolated")
     ap.add_argument("--kinds", default="exact,numpy,ivf-pca", help="k-NN indexes to time")
     args = ap.parse_args(argv)
-    rows: list[tuple] = []
+    # import the libraries before timing anything
+    import faiss  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
+    import sklearn.manifold  # noqa: F401
+    import sklearn.utils.extmath  # noqa: F401
+    import threadpoolctl  # noqa: F401
+
+    rows: list[tuple] = _Rows()
     kinds = [x for x in args.kinds.split(",") if x]
     for K in [int(x) for x in args.models.split(",") if x]:
         t0 = time.perf_counter()
@@ -204,12 +248,11 @@ def main(argv=None) -> int:
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"numpy {np.__version__}, faiss {faiss.__version__} (GPU: {neighbors.faiss_gpu_available()}), "
           f"scikit-learn {sklearn.__version__}\n")
-    print("| task | method | models K | texts N | time | peak extra memory |")
-    print("|---|---|---:|---:|---:|---:|")
-    for task, method, K, N, sec, mem, extra in rows:
-        t = "n/a" if sec != sec else f"{sec:.2f} s" + (" (extrapolated)" if extra else "")
-        mem_s = _fmt_bytes(mem) + (" (needed)" if extra and sec != sec else "")
-        print(f"| {task} | {method} | {K:,} | {N:,} | {t} | {mem_s} |")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}\n")
+    print("| task | method | models K | texts N | wall time | CPU time | peak extra memory |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(_format_row(row))
     return 0
 
 
