@@ -35,7 +35,7 @@ from pathlib import Path
 from pylogmap.errors import PylogmapError
 
 #: Text-set sizes: texts of 256-512 bytes (the recipe's min/max) from the held-out slice.
-N_TEXTS = {True: 100, False: 200}
+N_TEXTS = {True: 100, False: 128}
 MAX_BYTES, MIN_BYTES = 512, 256
 LENS_MODEL = "llama-s1"  # the model scored through the logit lens (one row per layer)
 SELECT = "llama-s0-folio1"  # selected in the screenshot: its neighbours are drawn

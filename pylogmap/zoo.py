@@ -266,7 +266,7 @@ class ZooConfig:
     @classmethod
     def make(cls, quick: bool) -> ZooConfig:
         if quick:
-            return cls(quick=True, seeds=(0, 1), steps=60, n_checkpoints=4, n_finetunes=2, finetune_steps=20, pretrained=False)
+            return cls(quick=True, seeds=(0, 1), steps=48, n_checkpoints=4, n_finetunes=2, finetune_steps=16, pretrained=False)
         return cls()
 
 

@@ -30,22 +30,29 @@ import pylogmap.errors  # noqa: E402
 
 FINETUNES = ("llama-s0-folio1", "llama-s0-folio2")
 BASE = "llama-s0"
-TRAJECTORY = ["neox-s0-step15", "neox-s0-step30", "neox-s0-step45", "neox-s0-step60"]
+TRAJECTORY = ["neox-s0-step12", "neox-s0-step24", "neox-s0-step36", "neox-s0-step48"]
 LENS = "llama-s1"
 
 
-def run_demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_demo(out: Path, *extra: str, no_view: bool = True) -> subprocess.CompletedProcess:
     """`python -m pylogmap demo` in a fresh process, importing the same pylogmap as this test
-    (the installed package in CI, the source tree in a checkout), from a neutral folder."""
+    (the installed package in CI, the source tree in a checkout), from a neutral folder.
+
+    With `no_view=False` the process has no display at all (no DISPLAY, no Qt platform), so the
+    demo must fall back to writing the screenshot instead of opening a window."""
     env = dict(os.environ)
     package_parent = str(Path(pylogmap.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([package_parent, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.setdefault("QT_QPA_PLATFORM", "offscreen")
     env["HF_HUB_OFFLINE"] = "1"  # the demo must never need the network
-    return subprocess.run(
-        [sys.executable, "-m", "pylogmap", "demo", "-o", str(out), "--quick", "--no-view", *extra],
-        capture_output=True, text=True, env=env, cwd=out.parent, timeout=900,
-    )
+    if no_view:
+        env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    else:
+        for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+            env.pop(var, None)
+    command = [sys.executable, "-m", "pylogmap", "demo", "-o", str(out), "--quick", *extra]
+    if no_view:
+        command.append("--no-view")
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=out.parent, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +167,7 @@ def test_finetune_nearest_neighbour_is_base_or_sibling(demo):
 def test_kl_between_consecutive_checkpoints_shrinks(demo):
     out, _, report = demo
     traj = report["trajectory"]
-    assert traj["labels"] == TRAJECTORY and traj["positions"] == [15, 30, 45, 60]
+    assert traj["labels"] == TRAJECTORY and traj["positions"] == [12, 24, 36, 48]
     with h5py.File(out / "map.h5", "r") as f:
         L, labels, _ = clipped(f)
     rows = [labels.index(x) for x in TRAJECTORY]
@@ -214,12 +221,17 @@ def test_loglik_entries_match_hugging_face_loss(demo):
 
 
 def test_rerun_resumes_instead_of_starting_over(demo):
+    """A second run reuses every model and row; without a display it writes the PNG instead of
+    opening the viewer."""
     out, _, _ = demo
     with h5py.File(out / "map.h5", "r") as f:
         before = f["loglik"][...]
-    proc = run_demo(out, "-q")
+    (out / "map.png").unlink()
+    proc = run_demo(out, no_view=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "0 runs trained" in proc.stdout and "trained gpt2" not in proc.stdout
+    assert "already scored" in proc.stderr
+    assert "no display here" in proc.stdout and (out / "map.png").is_file()
     with h5py.File(out / "map.h5", "r") as f:
         after = f["loglik"][...]
     np.testing.assert_array_equal(after, before)
