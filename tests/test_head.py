@@ -153,3 +153,19 @@ def test_bad_budget_and_compute_dtype():
             head.head_logprobs(h, w, t, budget_bytes=bad)
     with pytest.raises(TypeError, match="compute_dtype"):
         head.head_logprobs(h, w, t, compute_dtype=torch.float64)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_cuda_head_matches_reference(dtype):
+    hidden, weight, bias, targets = _inputs(300, 64, 5000, dtype=dtype)
+    hc, wc, bc, tc = hidden.cuda(), weight.cuda(), bias.cuda(), targets.cuda()
+    lp, ent = head.head_logprobs(hc, wc, tc, bias=bc, softcap=30.0, budget_bytes=200_000, entropy=True)
+    assert lp.is_cuda and ent.is_cuda
+    logits = torch.addmm(bc, hc, wc.t()).cpu()  # the logits the blocks see (same dtype, same GEMM)
+    want, want_ent, y = reference(logits, targets, softcap=30.0)
+    # the GEMM on a block may round differently from the whole-matrix GEMM: one ulp of the dtype
+    ulp = {torch.float32: 2e-6, torch.bfloat16: 1.6e-2, torch.float16: 2e-3}[dtype] * y.abs().amax()
+    tol = tolerance(y, targets) + 2 * ulp
+    assert_close_rows(lp, want, tol, "cuda head")
+    assert_close_rows(ent, want_ent, tol, "cuda head entropy")

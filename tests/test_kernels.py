@@ -252,6 +252,25 @@ def test_fp16_conversion_every_bit_pattern():
 
 
 @needs_core
+def test_kernel_itself_never_reads_outside_the_row():
+    """Second line of defence behind the Python range check: the compiled kernel, called directly
+    with targets outside [0, V), writes NaN for those rows (no out-of-bounds read, no crash) and
+    correct values for the others."""
+    core = _native.core()
+    logits = make_logits(4, 1000, torch.float32)
+    for dtype in (torch.int64, torch.int32):
+        targets = torch.tensor([-1, 5, 1000, 2**31 - 1], dtype=dtype)
+        out = torch.empty(4)
+        core.token_logprobs(
+            logits.data_ptr(), 4, 1000, 1000, 0, targets.data_ptr(), kernels._TARGET_CODES[dtype],
+            out.data_ptr(), 0, False, 1.0, False, 0.0, 1, "",
+        )  # fmt: skip
+        assert torch.isnan(out[[0, 2, 3]]).all()
+        want, _, y = reference(logits[1:2], torch.tensor([5]))
+        assert_close_rows(out[1:2], want, tolerance(y, torch.tensor([5])), "valid row")
+
+
+@needs_core
 def test_threads_do_not_change_results():
     logits = make_logits(64, 3000, torch.bfloat16, seed=8)
     targets = make_targets(64, 3000)
@@ -445,3 +464,16 @@ def test_cuda_bad_targets_and_empty():
         kernels.token_logprobs(x, torch.tensor([0, 1, 2]))
     lp = kernels.token_logprobs(torch.empty(0, 10, device="cuda"), torch.empty(0, dtype=torch.int64, device="cuda"))
     assert lp.shape == (0,) and lp.is_cuda
+
+
+@pytest.mark.gpu
+def test_cuda_kernel_itself_never_reads_outside_the_row():
+    x = torch.randn(3, 1000, device="cuda")
+    targets = torch.tensor([-1, 5, 1000], device="cuda")
+    out = torch.empty(3, device="cuda")
+    _native.cuda().token_logprobs(
+        x.data_ptr(), 3, 1000, 1000, 0, targets.data_ptr(), 1, out.data_ptr(), 0,
+        False, 1.0, False, 0.0, x.device.index, torch.cuda.current_stream().cuda_stream,
+    )  # fmt: skip
+    out = out.cpu()
+    assert torch.isnan(out[[0, 2]]).all() and torch.isfinite(out[1])
