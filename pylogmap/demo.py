@@ -286,8 +286,8 @@ def run_demo(
             with zoo_mod.torch_threads(1):
                 score_models(texts, tiny, map_path, force=replace, progress=progress)
                 score_models(texts, [LENS_MODEL], map_path, layers="all", progress=progress)
-            if pretrained:
-                score_models(texts, pretrained, map_path, progress=progress)
+            if pretrained:  # small batches on a CPU: the same speed, and a progress bar that moves
+                score_models(texts, pretrained, map_path, progress=progress, batch_tokens=2048)
         with open_map(map_path) as mf:
             failed = [label for label, st in zip(mf.labels(), mf.status()) if st != "ok"]
             if failed:
