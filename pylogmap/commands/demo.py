@@ -12,8 +12,8 @@ checkpoints shrinks as training goes on) and opens the viewer.
 Outputs in DIR: map.h5 (the map file), map.png (with --no-view, or without a display),
 texts.jsonl (the text set), report.json (the printed numbers), models/ (the zoo; models-quick/
 with --quick).
-A rerun reuses the trained models and the scored rows. About 3-4 minutes on two CPU cores;
---quick about one.
+A rerun reuses the trained models and the scored rows. A few minutes on two free CPU cores
+(SmolLM2 alone takes one or two); --quick about one.
 """
 
 from __future__ import annotations
