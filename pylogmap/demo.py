@@ -280,15 +280,22 @@ def run_demo(
         from pylogmap.scoring import score_models
         from pylogmap.store import open_map
 
-        tiny = [_spec_in(models_dir, m) for m in zoo.models if m.kind != "pretrained"]
+        # Models (re)trained by this run replace any rows scored before under the same name (a
+        # zoo rebuilt after a change of recipe); the others resume from the file.
+        fresh = [_spec_in(models_dir, m) for m in zoo.models if m.kind != "pretrained" and m.run in zoo.trained]
+        kept = [_spec_in(models_dir, m) for m in zoo.models if m.kind != "pretrained" and m.run not in zoo.trained]
         pretrained = [_spec_in(models_dir, m) for m in zoo.models if m.kind == "pretrained"]
         _remember_text_hash(state_path, texts.hash)  # before scoring: a killed run's map stays ours
         with _working_directory(models_dir), zoo_mod.quiet_transformers():
             # One intra-op thread for the tiny models (see ZooConfig.threads); torch's default
             # for the 135M-parameter SmolLM2, whose matrices are large enough to share out.
             with zoo_mod.torch_threads(1):
-                score_models(texts, tiny, map_path, force=replace, progress=progress)
-                score_models(texts, [LENS_MODEL], map_path, layers="all", progress=progress)
+                if fresh:
+                    score_models(texts, fresh, map_path, force=True, progress=progress)
+                if kept:
+                    score_models(texts, kept, map_path, force=replace and not fresh, progress=progress)
+                score_models(texts, [LENS_MODEL], map_path, layers="all", force=LENS_MODEL in zoo.trained,
+                             progress=progress)
             if pretrained:  # small batches on a CPU: the same speed, and a progress bar that moves
                 score_models(texts, pretrained, map_path, progress=progress, batch_tokens=2048)
         with open_map(map_path) as mf:

@@ -464,6 +464,7 @@ class Zoo:
     corpus: Corpus
     config: ZooConfig
     models: tuple[ZooModel, ...]
+    trained: tuple[str, ...] = ()  # runs (re)trained by this call: scores of their models are stale
 
     def by_name(self, name: str) -> ZooModel:
         for model in self.models:
@@ -727,7 +728,7 @@ def _build_zoo(root, *, quick, config, corpus, progress, log) -> Zoo:
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, root / "zoo.json")
     log(f"  zoo ready: {len(models)} models ({trained} runs trained, {reused} reused) in {time.perf_counter() - t0:.1f} s")
-    return Zoo(root, corpus, config, tuple(models))
+    return Zoo(root, corpus, config, tuple(models), tuple(job.run.name for job in jobs))
 
 
 def gguf_loads_offline() -> tuple[bool, str]:

@@ -221,16 +221,21 @@ def test_loglik_entries_match_hugging_face_loss(demo):
 
 
 def test_rerun_resumes_instead_of_starting_over(demo):
-    """A second run reuses every model and row; without a display it writes the PNG instead of
-    opening the viewer."""
+    """A second run reuses every model and row, except a model whose save was not completed: it
+    is retrained (bit-identically) and its rows are rescored, not taken from the file. Without a
+    display the demo writes the PNG instead of opening the viewer."""
     out, _, _ = demo
     with h5py.File(out / "map.h5", "r") as f:
         before = f["loglik"][...]
     (out / "map.png").unlink()
+    (out / "models-quick" / "llama-s0-folio2" / "zoo.json").unlink()  # as if killed while saving
     proc = run_demo(out, no_view=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "0 runs trained" in proc.stdout and "trained gpt2" not in proc.stdout
+    assert "1 runs trained" in proc.stdout and "trained llama-s0-folio2" in proc.stdout
+    assert "trained gpt2" not in proc.stdout
     assert "already scored" in proc.stderr
+    table = [line.split() for line in proc.stderr.splitlines() if line.startswith("llama-s0-folio2 ")]
+    assert ["llama-s0-folio2", "ok"] in [row[:2] for row in table], "the retrained model is rescored"
     assert "no display here" in proc.stdout and (out / "map.png").is_file()
     with h5py.File(out / "map.h5", "r") as f:
         after = f["loglik"][...]
