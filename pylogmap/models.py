@@ -280,6 +280,8 @@ def load_model(
             kw["local_files_only"] = local_only
         tok = AutoTokenizer.from_pretrained(location, **kw)
         model_kw = dict(kw, dtype=torch_dtype)
+        if torch_device.type == "cuda" and _has_accelerate():
+            model_kw["device_map"] = str(torch_device)  # load straight onto the GPU
         mdl = AutoModelForCausalLM.from_pretrained(location, **model_kw)
         return tok, mdl
 
@@ -301,6 +303,12 @@ def load_model(
     model.requires_grad_(False)
     model.to(torch_device)
     return prepare(model, tokenizer, name=spec, revision=revision or "", source=kind)
+
+
+def _has_accelerate() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("accelerate") is not None
 
 
 def _explain_load_error(spec: str, revision: str | None, err: Exception) -> str:
