@@ -119,9 +119,13 @@ def pca(Q: np.ndarray, n_components: int = 2, *, seed: int = 0, return_params: b
     import sklearn
     from sklearn.decomposition import PCA
 
+    from threadpoolctl import threadpool_limits
+
     Q = _check(Q, minimum=max(2, n_components))
     model = PCA(n_components=n_components, random_state=seed)
-    coords = np.asarray(model.fit_transform(np.asarray(Q, dtype=np.float64)), dtype=np.float32)
+    # LAPACK on small matrices: one thread is as fast and immune to busy cores (see tsne)
+    with threadpool_limits(limits=1 if Q.shape[0] < SMALL_MAP else None):
+        coords = np.asarray(model.fit_transform(np.asarray(Q, dtype=np.float64)), dtype=np.float32)
     if not return_params:
         return coords
     return coords, {

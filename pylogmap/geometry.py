@@ -256,12 +256,26 @@ def bits_per_byte_scale(n_texts: int, mean_bytes: float) -> float:
     return 1.0 / math.sqrt(2.0 * n_texts * float(mean_bytes) * LN2)
 
 
-def kl_moments(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Central moments m2, m4 of d over its last axis (float64)."""
-    d = np.asarray(d, dtype=np.float64)
-    d = d - d.mean(axis=-1, keepdims=True)
-    d2 = d * d
-    return d2.mean(axis=-1), (d2 * d2).mean(axis=-1)
+def kl_moments(d: np.ndarray, *, second_only: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Central moments m2, m4 of d over its last axis, accumulated in float64.
+
+    d keeps its dtype (float32 differences of float32 rows are exact up to one rounding, and
+    halve the memory traffic); the mean is removed first (two passes), so there is no
+    cancellation whatever the offset between the two rows. ``second_only`` skips m4.
+    """
+    d = np.asarray(d)
+    if not np.issubdtype(d.dtype, np.floating):
+        d = d.astype(np.float64)
+    mean = d.mean(axis=-1, keepdims=True, dtype=np.float64)
+    c = d - mean.astype(d.dtype)
+    mean_c = c.mean(axis=-1, keepdims=True, dtype=np.float64)  # rounding left by the first pass
+    c2 = np.square(c)
+    m2 = c2.mean(axis=-1, dtype=np.float64) - np.square(mean_c[..., 0])
+    if second_only:
+        return m2, None
+    np.square(c2, out=c2)
+    m4 = c2.mean(axis=-1, dtype=np.float64)
+    return m2, m4
 
 
 def kl_from_moments(m2, m4, n_texts: int):
@@ -280,8 +294,11 @@ def kl_estimate(L_i: np.ndarray, L_j: np.ndarray):
     Rows of L (clipped) and rows of Q give the same result. Broadcasts over leading axes:
     ``kl_estimate(Q[a], Q[b])`` for arrays of pairs returns arrays.
     """
-    a = np.asarray(L_i, dtype=np.float64)
-    b = np.asarray(L_j, dtype=np.float64)
+    a = np.asarray(L_i)
+    b = np.asarray(L_j)
+    if not (a.dtype == np.float32 and b.dtype == np.float32):
+        a = a.astype(np.float64, copy=False)
+        b = b.astype(np.float64, copy=False)
     if a.shape[-1] != b.shape[-1]:
         raise PylogmapError(f"the two rows cover different numbers of texts ({a.shape[-1]} vs {b.shape[-1]}).")
     if a.shape[-1] < 2:
@@ -310,10 +327,36 @@ def kl_estimate_pairs(X: np.ndarray, rows_a, rows_b, *, scratch_bytes: int = _SC
     step = max(1, scratch_bytes // (8 * n * 3))
     for start in range(0, flat_a.size, step):
         sl = slice(start, start + step)
-        d = np.asarray(X[flat_a[sl]], dtype=np.float64) - np.asarray(X[flat_b[sl]], dtype=np.float64)
+        d = np.asarray(X[flat_a[sl]]) - np.asarray(X[flat_b[sl]])
         m2, m4 = kl_moments(d)
         kl[sl], se[sl] = kl_from_moments(m2, m4, n)
     return kl.reshape(rows_a.shape), se.reshape(rows_a.shape)
+
+
+def kl_estimate_lists(X: np.ndarray, queries, lists, *, scratch_bytes: int = _SCRATCH_BYTES):
+    """KL estimates and SEs between each query row and the rows of its list.
+
+    ``lists[a, c]`` is a row of X (or -1 for none); returns float64 ``(kl, se)`` shaped like
+    ``lists`` (NaN where -1). The query row is broadcast, not copied k times.
+    """
+    queries = np.asarray(queries, dtype=np.int64).ravel()
+    lists = np.asarray(lists, dtype=np.int64)
+    nq, k = lists.shape
+    n = X.shape[1]
+    kl = np.full((nq, k), np.nan)
+    se = np.full((nq, k), np.nan)
+    step = max(1, scratch_bytes // (8 * n * max(1, k) * 2))
+    for start in range(0, nq, step):
+        q = queries[start : start + step]
+        li = lists[start : start + step]
+        valid = li >= 0
+        d = np.asarray(X[np.where(valid, li, 0).ravel()]).reshape(q.size, k, n)
+        d -= np.asarray(X[q])[:, None, :]
+        m2, m4 = kl_moments(d)
+        k_, s_ = kl_from_moments(m2, m4, n)
+        kl[start : start + q.size] = np.where(valid, k_, np.nan)
+        se[start : start + q.size] = np.where(valid, s_, np.nan)
+    return kl, se
 
 
 def _row_blocks(n_rows: int, n_cols: int, itemsize: int, budget: int) -> int:

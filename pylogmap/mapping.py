@@ -206,7 +206,7 @@ def compute_map(
         attrs = mf.map_attrs()
         names = set(mf.derived_names())
         k_eff = int(min(k, rows.size - 1))
-        stored_nb = mf.read_derived("neighbors/index") if k_eff else None
+        stored_nb = mf.read_derived("neighbors/index")
         up_to_date = (
             not force
             and not new_tau
@@ -226,16 +226,18 @@ def compute_map(
                 index=str((stored_nb[1] if stored_nb is not None else {}).get("index", "")),
                 recall=(stored_nb[1] if stored_nb is not None else {}).get("recall"),
             )
-        # Embeddings stored before but not asked now would go stale when rows change: redo them.
+        # Results stored before but not asked now would go stale when rows change: redo them.
         if attrs.get("rows_hash") != digest:
             embeddings += [e for e in embedding.EMBEDDINGS if e in names and e not in embeddings]
+            if k_eff == 0 and stored_nb is not None:
+                k_eff = int(min(stored_nb[0].shape[1], rows.size - 1))
         tau_prev = None if new_tau else attrs.get("tau")
         tau_source = "map" if tau_prev is not None else "computed"
         text_bytes = mf.text_bytes()
         mean_bytes = float(np.mean(text_bytes))
         mean_ll = steps.run("mean log-likelihood", geometry.mean_loglik, L)
         # L was read from the file, so it is ours to clip and centre in place (one [M, N] copy)
-        Lc = np.asarray(Lu if Lu is not L else L, dtype=np.float32)
+        Lc = np.asarray(Lu, dtype=np.float32)
         del L, Lu
         Lc, tau = steps.run("clip", geometry.clip, Lc, tau_prev, out=Lc)
         Q = steps.run("double centre", geometry.double_center, Lc, out=Lc)

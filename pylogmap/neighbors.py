@@ -115,27 +115,60 @@ def _flat_candidates(X32, queries, n_cand, gpu, progress, block=2048):
     return out
 
 
-def _numpy_candidates(X32, queries, n_cand, progress, block=1024):
-    sq = np.einsum("ij,ij->i", X32, X32, dtype=np.float64).astype(np.float32)
-    out = np.empty((queries.size, n_cand), dtype=np.int64)
+def _merge_topk(best_d, best_i, dist, ids, n_cand):
+    """Merge a block of distances (rows x cols, column ids ``ids``) into running top lists."""
+    cat_d = np.concatenate([best_d, dist], axis=1)
+    cat_i = np.concatenate([best_i, np.broadcast_to(ids, dist.shape)], axis=1)
+    part = np.argpartition(cat_d, n_cand - 1, axis=1)[:, :n_cand]
+    return np.take_along_axis(cat_d, part, axis=1), np.take_along_axis(cat_i, part, axis=1)
+
+
+def _numpy_candidates(X32, queries, n_cand, progress, block=2048):
+    """Exact candidates with numpy float32 matrix products.
+
+    When every row is a query (the map's all-vs-all case) the distance matrix is symmetric:
+    only the blocks on and above the diagonal are multiplied (half the flops of a query-by-
+    database search such as IndexFlatL2) and each block updates the lists of both sides.
+    """
     K = X32.shape[0]
-    bar = _progress(queries.size, "neighbours (numpy)", progress)
-    for start in range(0, queries.size, block):
-        q = queries[start : start + block]
-        dist = X32[q] @ X32.T
-        dist *= -2.0
-        dist += sq[None, :]
-        dist += sq[q, None]
-        if n_cand < K:
-            part = np.argpartition(dist, n_cand - 1, axis=1)[:, :n_cand]
-        else:
-            part = np.tile(np.arange(K), (q.size, 1))
-        out[start : start + q.size] = part
-        if bar is not None:
-            bar.update(q.size)
+    sq = np.einsum("ij,ij->i", X32, X32, dtype=np.float64).astype(np.float32)
+    n_cand = min(n_cand, K)
+    all_rows = queries.size == K and np.array_equal(queries, np.arange(K))
+    if not all_rows:
+        out = np.empty((queries.size, n_cand), dtype=np.int64)
+        for start in range(0, queries.size, block):
+            q = queries[start : start + block]
+            dist = X32[q] @ X32.T
+            dist *= -2.0
+            dist += sq[None, :]
+            dist += sq[q, None]
+            out[start : start + q.size] = np.argpartition(dist, n_cand - 1, axis=1)[:, :n_cand]
+        return out
+    best_d = np.full((K, n_cand), np.inf, dtype=np.float32)
+    best_i = np.full((K, n_cand), -1, dtype=np.int64)
+    starts = list(range(0, K, block))
+    bar = _progress(len(starts) * (len(starts) + 1) // 2, "neighbours (numpy blocks)", progress)
+    for a0 in starts:
+        a1 = min(a0 + block, K)
+        A = X32[a0:a1]
+        for b0 in starts:
+            if b0 < a0:
+                continue
+            b1 = min(b0 + block, K)
+            dist = A @ X32[b0:b1].T
+            dist *= -2.0
+            dist += sq[a0:a1, None]
+            dist += sq[None, b0:b1]
+            ids_b = np.arange(b0, b1)
+            best_d[a0:a1], best_i[a0:a1] = _merge_topk(best_d[a0:a1], best_i[a0:a1], dist, ids_b, n_cand)
+            if b0 != a0:
+                ids_a = np.arange(a0, a1)
+                best_d[b0:b1], best_i[b0:b1] = _merge_topk(best_d[b0:b1], best_i[b0:b1], dist.T, ids_a, n_cand)
+            if bar is not None:
+                bar.update(1)
     if bar is not None:
         bar.close()
-    return out
+    return best_i
 
 
 @dataclass
@@ -145,7 +178,7 @@ class ApproxParams:
     pca_dim: int | None = None
     nlist: int | None = None
     nprobe: int | None = None
-    train_size: int = 20_000
+    train_size: int = 5_000
     overfetch: int = 4
     seed: int = 0
 
@@ -164,27 +197,49 @@ class ApproxParams:
         }
 
 
-def _ivf_pca_candidates(X32, queries, n_cand, gpu, params: dict, progress, block=4096):
+def pca_projection(X32: np.ndarray, dim: int, train_rows: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and top-``dim`` principal directions of ``X32[train_rows]`` (randomized SVD).
+
+    scikit-learn's randomized SVD costs about 10 passes of ``n_train x N x dim``; FAISS's
+    PCAMatrix was 10-50x slower here (dense eigensolver).
+    """
+    from sklearn.utils.extmath import randomized_svd
+    from threadpoolctl import threadpool_limits
+
+    S = np.asarray(X32[train_rows], dtype=np.float32)
+    mean = S.mean(axis=0, dtype=np.float64).astype(np.float32)
+    S -= mean
+    dim = int(min(dim, S.shape[0], S.shape[1]))
+    # One BLAS thread: the QR/LU steps of randomized SVD on small panels slow down 50x when
+    # OpenBLAS threads compete for busy cores, and gain little when they do not.
+    with threadpool_limits(limits=1, user_api="blas"):
+        _, _, Vt = randomized_svd(S, n_components=dim, n_iter=4, random_state=seed)
+    return mean, np.ascontiguousarray(Vt.T, dtype=np.float32)
+
+
+def _ivf_pca_candidates(X32, queries, n_cand, gpu, params: dict, progress, block=8192):
     faiss = _faiss()
     K, N = X32.shape
     rng = np.random.default_rng(params["seed"])
     train_rows = np.sort(rng.choice(K, size=params["train_size"], replace=False))
-    pca = faiss.PCAMatrix(N, params["pca_dim"])
-    pca.train(X32[train_rows])
-    quantizer = faiss.IndexFlatL2(params["pca_dim"])
-    ivf = faiss.IndexIVFFlat(quantizer, params["pca_dim"], params["nlist"], faiss.METRIC_L2)
-    index = faiss.IndexPreTransform(pca, ivf)
+    mean, P = pca_projection(X32, params["pca_dim"], train_rows, params["seed"])
+    dim = P.shape[1]
+    Z = np.empty((K, dim), dtype=np.float32)
+    for start in range(0, K, block):
+        Z[start : start + block] = (X32[start : start + block] - mean) @ P
+    quantizer = faiss.IndexFlatL2(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, params["nlist"], faiss.METRIC_L2)
     if gpu:
         res = faiss.StandardGpuResources()
         index = faiss.index_cpu_to_gpu(res, 0, index)
-    index.train(X32[train_rows])
-    index.add(X32)
+    index.train(Z[train_rows])
+    index.add(Z)
     faiss.ParameterSpace().set_index_parameter(index, "nprobe", params["nprobe"])
     out = np.empty((queries.size, n_cand), dtype=np.int64)
     bar = _progress(queries.size, "neighbours (ivf-pca)", progress)
     for start in range(0, queries.size, block):
         q = queries[start : start + block]
-        _, idx = index.search(X32[q], n_cand)
+        _, idx = index.search(Z[q], n_cand)
         out[start : start + q.size] = idx
         if bar is not None:
             bar.update(q.size)
@@ -199,42 +254,38 @@ def _ivf_pca_candidates(X32, queries, n_cand, gpu, params: dict, progress, block
 
 
 def _rerank(Q, queries, cand, k):
-    """Exact float64 squared distances for candidates; drop self and invalid ids; keep top k."""
+    """Exact squared distances for the candidates, computed from the rows (differences, no
+    Gram identity); drop self and invalid ids; keep the k nearest, ties broken by row index.
+
+    Differences are taken in Q's dtype and summed in float64 (geometry.kl_moments): exact to
+    the precision Q is stored in, unlike the float32 ``|x|^2 + |y|^2 - 2 x.y`` of the search.
+    """
     K, N = Q.shape
     nq, nc = cand.shape
     idx_out = np.full((nq, k), -1, dtype=np.int64)
     d_out = np.full((nq, k), np.inf, dtype=np.float64)
-    step = max(1, _GATHER_BYTES // (8 * N * max(1, nc)))
+    step = max(1, _GATHER_BYTES // (Q.dtype.itemsize * N * max(1, nc) * 2))
     for start in range(0, nq, step):
         q = queries[start : start + step]
         c = cand[start : start + step]
         valid = (c >= 0) & (c != q[:, None])
+        # sort candidates by id first so that the stable sort below breaks ties by index
+        c = np.where(valid, c, K)
+        order = np.argsort(c, axis=1, kind="stable")
+        c = np.take_along_axis(c, order, axis=1)
+        valid = c < K
         safe = np.where(valid, c, 0)
-        diff = np.asarray(Q[safe.ravel()], dtype=np.float64).reshape(q.size, nc, N)
-        diff -= np.asarray(Q[q], dtype=np.float64)[:, None, :]
-        # Var_k(x - y) N: subtract the mean of the difference (rows of Q have mean 0 up to rounding)
-        diff -= diff.mean(axis=2, keepdims=True)
-        dist = np.einsum("bcn,bcn->bc", diff, diff)
+        diff = np.asarray(Q[safe.ravel()]).reshape(q.size, nc, N)
+        diff -= np.asarray(Q[q])[:, None, :]
+        m2, _ = geometry.kl_moments(diff, second_only=True)
+        dist = m2 * N
         dist[~valid] = np.inf
-        # Duplicated candidate ids (possible with IVF) must appear once.
-        for row in range(q.size):
-            ids = safe[row]
-            dr = dist[row]
-            o = np.lexsort((ids, dr))
-            seen = set()
-            taken = 0
-            for pos in o:
-                if not np.isfinite(dr[pos]):
-                    break
-                cid = int(ids[pos])
-                if cid in seen:
-                    continue
-                seen.add(cid)
-                idx_out[start + row, taken] = cid
-                d_out[start + row, taken] = dr[pos]
-                taken += 1
-                if taken == k:
-                    break
+        best = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        got_d = np.take_along_axis(dist, best, axis=1)
+        got_i = np.take_along_axis(safe, best, axis=1)
+        got_i[~np.isfinite(got_d)] = -1
+        idx_out[start : start + q.size, : got_i.shape[1]] = got_i
+        d_out[start : start + q.size, : got_d.shape[1]] = got_d
     return idx_out, d_out
 
 
@@ -357,8 +408,7 @@ class NeighborTable:
 def with_kl(Q: np.ndarray, queries, idx: np.ndarray, mean_bytes: float = float("nan")) -> NeighborTable:
     """Attach KL estimates and standard errors (from the full rows) to neighbour lists."""
     queries = np.asarray(queries, dtype=np.int64)
-    rows_a = np.broadcast_to(queries[:, None], idx.shape)
-    kl, se = geometry.kl_estimate_pairs(Q, rows_a, idx)
+    kl, se = geometry.kl_estimate_lists(Q, queries, idx)
     return NeighborTable(queries=queries, idx=idx, kl_nats=kl, se_nats=se, mean_bytes=mean_bytes)
 
 

@@ -244,3 +244,36 @@ def test_build_geometry_excludes_rows_and_keeps_caller_matrix():
     assert geo.bits(kl) == pytest.approx(kl / (900 * math.log(2)))
     with pytest.raises(PylogmapError, match="score some models"):
         geometry.build_geometry(np.full((3, 4), np.nan))
+
+
+def test_kl_estimate_lists_matches_single_calls_and_marks_missing():
+    rng = np.random.default_rng(15)
+    X = rng.normal(size=(30, 80))
+    queries = np.array([0, 4, 29])
+    lists = rng.integers(0, 30, size=(3, 5))
+    lists[1, 3] = -1
+    kl, se = geometry.kl_estimate_lists(X, queries, lists, scratch_bytes=80 * 8 * 5 * 2)
+    for a, q in enumerate(queries):
+        for c in range(5):
+            if lists[a, c] < 0:
+                assert np.isnan(kl[a, c]) and np.isnan(se[a, c])
+            else:
+                ref = geometry.kl_estimate(X[q], X[lists[a, c]])
+                assert (kl[a, c], se[a, c]) == pytest.approx(ref, rel=1e-12, abs=1e-15)
+
+
+def test_float32_moments_have_no_cancellation_with_large_offsets():
+    """Rows of L (not centred) differ by a large offset; float32 differences summed in float64
+    must still give the variance to float32 precision (1e-6), not the 1e-2 a naive
+    E[d^2] - E[d]^2 in float32 would give."""
+    rng = np.random.default_rng(16)
+    a = (-800 + rng.normal(0, 3, size=10_000)).astype(np.float32)
+    b = (a - 150 + rng.normal(0, 0.5, size=10_000)).astype(np.float32)
+    kl32, se32 = geometry.kl_estimate(a, b)
+    X = np.vstack([a, b])
+    assert geometry.kl_estimate_pairs(X, [0], [1])[0][0] == pytest.approx(kl32, rel=1e-12)
+    assert geometry.kl_estimate_lists(X, [0], [[1]])[0][0, 0] == pytest.approx(kl32, rel=1e-12)
+    d = a.astype(np.float64) - b.astype(np.float64)
+    assert kl32 == pytest.approx(np.var(d) / 2, rel=1e-6)
+    m2, m4 = np.mean((d - d.mean()) ** 2), np.mean((d - d.mean()) ** 4)
+    assert se32 == pytest.approx(np.sqrt((m4 - m2**2) / d.size) / 2, rel=1e-5)

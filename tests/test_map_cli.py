@@ -105,6 +105,22 @@ def test_map_is_recomputed_only_when_rows_change_and_tau_is_reused(small_map, ca
     assert fourth["tau"] != first["tau"]
 
 
+def test_stored_results_are_redone_when_rows_change(small_map, capsys):
+    """Neighbour lists and embeddings stored earlier but not asked now must not go stale."""
+    path, pop = small_map
+    main(["map", str(path), "-k", "3", "--no-tsne", *FAST])
+    capsys.readouterr()
+    with open_map(path) as mf:
+        mf.append_rows(["new/model"], pop.L[:1] - 5.0)
+    main(["map", str(path), "-k", "0", "--no-tsne", "--no-pca", "--json", *FAST])
+    out = _json(capsys)
+    assert out["computed"] and out["k"] == 3 and out["embeddings"] == ["pca"]
+    with open_map(path) as mf:
+        idx, _ = mf.read_derived("neighbors/index")
+        pca, _ = mf.read_derived("pca")
+    assert idx.shape == (41, 3) and pca.shape == (41, 2) and np.isfinite(pca).all()
+
+
 def test_nan_and_failed_rows_are_left_out_and_reported(small_map, capsys):
     path, pop = small_map
     partial = pop.L[:1].copy()

@@ -1,0 +1,532 @@
+"""Benchmark prediction from the map (method.md section 5).
+
+Ridge regression from each model's double-centred log-likelihood vector (Q) -- and, for
+comparison, from the clipped raw vector (L) -- to benchmark scores. The penalty is chosen by an
+inner 5-fold CV over the published grid (1e1..1e9; 1e-4..1e4 for mean log-likelihood); the
+quality is measured by an outer 5-fold CV, grouped by model type (no family is seen in
+training when it is predicted) and plainly shuffled, repeated over seeds 0-4. Pearson r and
+Spearman rho of the out-of-fold predictions are reported as mean +- std over seeds, as in the
+paper (`shimo-lab/modelmap`, `1000models/code_for_Section_5_and_Appendix_L`).
+
+Everything here is plain functions over numpy arrays; `predict_map` is the thin layer over a
+map file, and `pylogmap predict` wraps that.
+
+Exactness note: ridge predictions depend on the features only through inner products of rows,
+so the features are first replaced by `U S` from the thin SVD `X = U S V^T` (an orthogonal change
+of basis onto the span of the rows). This gives the same predictions as the full matrix for every
+train/test split and penalty, and makes 10,000-text features as cheap as ~1,000.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pylogmap.errors import PylogmapError
+
+#: Penalties for benchmark targets (the paper's `10**i for i in range(1, 10)`).
+DEFAULT_ALPHAS: tuple[float, ...] = tuple(10.0**k for k in range(1, 10))
+#: Penalties for the mean log-likelihood target (`10**i for i in range(-4, 5)`).
+LOGLIK_ALPHAS: tuple[float, ...] = tuple(10.0**k for k in range(-4, 5))
+#: Name of the mean log-likelihood target added by `predict_map`.
+MEAN_LOGLIK = "mean_loglik"
+SPLITS = ("group", "kfold")
+
+
+def compress_features(X: np.ndarray) -> np.ndarray:
+    """Return `U S` of the thin SVD of `X` (float64): same ridge predictions, fewer columns.
+
+    Ridge with an intercept is invariant under orthogonal transformations of feature space,
+    and its solution lies in the span of the (centred) training rows, which is inside the span
+    of all rows; so projecting every row onto that span loses nothing.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"features must be a 2-D array, got shape {X.shape}")
+    if X.shape[1] <= X.shape[0]:
+        return X.copy()
+    U, S, _ = np.linalg.svd(X, full_matrices=False)
+    return U * S
+
+
+def outer_folds(n: int, *, groups=None, n_splits: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold id (0..n_splits-1) of each of `n` rows for one seed of the outer CV.
+
+    With `groups`, whole groups are kept together (sklearn `GroupKFold` with shuffling, so
+    each seed gives a different assignment); without, a shuffled `KFold`.
+    """
+    from sklearn.model_selection import GroupKFold, KFold
+
+    folds = np.full(n, -1, dtype=np.int64)
+    if groups is None:
+        if n < n_splits:
+            raise PylogmapError(
+                f"{n} models are too few for {n_splits}-fold cross-validation; "
+                f"score more models or use fewer folds (--folds)."
+            )
+        splitter = KFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        parts = splitter.split(np.zeros(n))
+    else:
+        groups = np.asarray(groups)
+        n_groups = len(np.unique(groups))
+        if n_groups < n_splits:
+            raise PylogmapError(
+                f"only {n_groups} model groups for a {n_splits}-fold grouped cross-validation; "
+                f"it needs at least {n_splits} groups: use another grouping column (--group-by), "
+                f"fewer folds (--folds) or the plain split only (--split kfold)."
+            )
+        splitter = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        parts = splitter.split(np.zeros(n), groups=groups)
+    for fold, (_, test) in enumerate(parts):
+        folds[test] = fold
+    return folds
+
+
+def _ridge_paths(Xtr: np.ndarray, Ytr: np.ndarray, Xev: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """Ridge (unpenalised intercept) predictions on `Xev` for every alpha and target at once.
+
+    One thin SVD of the centred training matrix serves all penalties and targets:
+    `w(alpha) = V diag(s / (s^2 + alpha)) U^T (y - ybar)`. Returns `[n_ev, n_targets, n_alphas]`.
+    """
+    xm = Xtr.mean(axis=0)
+    ym = Ytr.mean(axis=0)
+    U, s, Vt = np.linalg.svd(Xtr - xm, full_matrices=False)
+    keep = s > s[0] * 1e-12 if len(s) else s > 0
+    U, s, Vt = U[:, keep], s[keep], Vt[keep]
+    P = (Xev - xm) @ Vt.T  # [n_ev, r]
+    UtY = U.T @ (Ytr - ym)  # [r, T]
+    shrink = s[:, None] / (s[:, None] ** 2 + alphas[None, :])  # [r, A]
+    coef = UtY[:, :, None] * shrink[:, None, :]  # [r, T, A]
+    return np.einsum("nr,rta->nta", P, coef) + ym[None, :, None]
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """R^2 of predictions `[n, T, A]` against `y` `[n, T]`, as sklearn's r2_score
+    (force_finite: 1 for a perfect fit of a constant, 0 for an imperfect one)."""
+    sse = ((pred - y[:, :, None]) ** 2).sum(axis=0)
+    sst = ((y - y.mean(axis=0)) ** 2).sum(axis=0)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = 1.0 - sse / sst
+    return np.where(sst > 0, r2, np.where(sse == 0, 1.0, 0.0))
+
+
+def ridge_cv_predict(
+    X: np.ndarray,
+    y: np.ndarray,
+    folds: np.ndarray,
+    *,
+    alphas=DEFAULT_ALPHAS,
+    inner_splits: int = 5,
+    clip: tuple[float, float] | None = (0.0, 100.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold ridge predictions of `y` from `X` for the given outer folds.
+
+    Same model and selection rule as sklearn `RidgeCV(alphas, cv=inner_splits)` (the paper's
+    code): in each outer fold the penalty maximises the mean R^2 over an unshuffled
+    `inner_splits`-fold split of the training rows (first best on ties), then ridge with an
+    intercept is refit on all training rows. Computed by one SVD per (inner) training set for
+    all penalties and targets instead of one fit per penalty (`tests/test_prediction.py` checks
+    it against RidgeCV). `y` may be `[n]` or `[n, T]` (`alphas` then one grid for all, or a list
+    of T grids of equal length). Returns `(predictions, chosen alphas [n_folds] or [n_folds, T])`;
+    predictions are clipped to `clip` (None: no clipping, used for mean log-likelihood).
+    """
+    from sklearn.model_selection import KFold
+
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    single = y.ndim == 1
+    Y = y[:, None] if single else y
+    T = Y.shape[1]
+    grid = np.asarray(alphas, dtype=np.float64)
+    grids = np.broadcast_to(grid, (T, grid.shape[-1])) if grid.ndim == 1 else grid
+    if grids.shape[0] != T:
+        raise ValueError("give one alpha grid, or one per target")
+    all_alphas = np.unique(grids)
+    col = np.searchsorted(all_alphas, grids)  # [T, A]: position of each target's alphas
+    fold_ids = np.unique(folds)
+    pred = np.full(Y.shape, np.nan)
+    chosen = np.full((len(fold_ids), T), np.nan)
+    for f_i, fold in enumerate(fold_ids):
+        test = folds == fold
+        Xtr, Ytr = X[~test], Y[~test]
+        n = len(Ytr)
+        if n < inner_splits:
+            raise PylogmapError(
+                f"a training fold has only {n} models, fewer than the {inner_splits} inner folds "
+                f"that choose the ridge penalty; score more models or use fewer folds."
+            )
+        score = np.zeros((T, len(all_alphas)))
+        for tr, va in KFold(n_splits=inner_splits).split(Xtr):
+            score += _r2(Ytr[va], _ridge_paths(Xtr[tr], Ytr[tr], Xtr[va], all_alphas))
+        score /= inner_splits
+        best = np.array([col[t][int(np.argmax(score[t, col[t]]))] for t in range(T)])
+        full = _ridge_paths(Xtr, Ytr, X[test], all_alphas)  # [n_test, T, A_all]
+        pred[test] = full[:, np.arange(T), best]
+        chosen[f_i] = all_alphas[best]
+    if clip is not None:
+        pred = np.clip(pred, clip[0], clip[1])
+    if single:
+        return pred[:, 0], chosen[:, 0]
+    return pred, chosen
+
+
+def correlations(y_true, y_pred) -> tuple[float, float]:
+    """(Pearson r, Spearman rho); NaN where undefined (a constant vector)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if len(y_true) < 3 or np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
+        return float("nan"), float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(pearsonr(y_true, y_pred)[0]), float(spearmanr(y_true, y_pred)[0])
+
+
+@dataclass
+class PredictionResult:
+    """Results of `predict_benchmarks`.
+
+    `rows`: one dict per (target, features, split) with `pearson_mean`, `pearson_std`,
+    `spearman_mean`, `spearman_std` (std over seeds, numpy's population std as in the paper),
+    `n_models`, `alphas` (the penalties chosen, one per seed and fold).
+    `predictions[(target, features, split)]`: out-of-fold predictions averaged over seeds,
+    float64 `[n]`, NaN where the target is missing.
+    `per_seed[(target, features, split)]`: `[n_seeds, n]` out-of-fold predictions.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    predictions: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
+    per_seed: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
+
+
+def predict_benchmarks(
+    features: dict[str, np.ndarray],
+    targets: dict[str, np.ndarray],
+    *,
+    groups=None,
+    splits=SPLITS,
+    seeds=range(5),
+    n_splits: int = 5,
+    inner_splits: int = 5,
+    loglik_targets=(MEAN_LOGLIK,),
+    clip: tuple[float, float] | None = (0.0, 100.0),
+    progress: bool = False,
+) -> PredictionResult:
+    """Cross-validated ridge prediction of every target from every feature set.
+
+    features: name -> `[n, d]` (e.g. `{"Q": Q, "L": L}`), rows aligned with the targets.
+    targets: name -> `[n]` float (NaN = unknown for that model; those rows are left out
+    of that target's CV). Targets named in `loglik_targets` use `LOGLIK_ALPHAS` and are not
+    clipped; the others use `DEFAULT_ALPHAS` and are clipped to `clip`.
+    groups: `[n]` labels for the grouped split (required when "group" is in `splits`).
+    """
+    splits = tuple(splits)
+    for s in splits:
+        if s not in SPLITS:
+            raise PylogmapError(f"unknown split {s!r}; use one of {', '.join(SPLITS)}.")
+    if "group" in splits and groups is None:
+        raise PylogmapError(
+            "the grouped split needs a group label per model (e.g. the family column); "
+            "pass --group-by COLUMN or use --split kfold."
+        )
+    seeds = list(seeds)
+    if not seeds:
+        raise PylogmapError("at least one seed is needed.")
+    n = None
+    compressed: dict[str, np.ndarray] = {}
+    for name, X in features.items():
+        X = np.asarray(X, dtype=np.float64)
+        if not np.all(np.isfinite(X)):
+            raise PylogmapError(f"feature set {name!r} has non-finite values; score or drop those models.")
+        n = X.shape[0] if n is None else n
+        if X.shape[0] != n:
+            raise ValueError("all feature sets must have the same number of rows")
+        compressed[name] = X
+    if n is None:
+        raise ValueError("no feature sets given")
+    groups_arr = None if groups is None else np.asarray(groups)
+
+    # Targets known for the same models share folds, SVDs and fits.
+    ys = {}
+    for t, y in targets.items():
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (n,):
+            raise ValueError(f"target {t!r} has shape {y.shape}, expected ({n},)")
+        ys[t] = y
+    by_mask: dict[bytes, list[str]] = {}
+    for t, y in ys.items():
+        by_mask.setdefault(np.isfinite(y).tobytes(), []).append(t)
+
+    jobs = [(fname, split, key) for fname in features for split in splits for key in by_mask]
+    iterator = jobs
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(jobs, desc="ridge CV", unit="job")
+    per_seed: dict[tuple[str, str, str], np.ndarray] = {}
+    stats: dict[tuple[str, str, str], dict] = {}
+    for fname, split, key in iterator:
+        names = by_mask[key]
+        have = np.frombuffer(key, dtype=bool)
+        if not have.any():
+            raise PylogmapError(f"target(s) {', '.join(names)} have no known value for any model.")
+        X = compress_features(compressed[fname][have])
+        Y = np.stack([ys[t][have] for t in names], axis=1)
+        grids = [LOGLIK_ALPHAS if t in loglik_targets else DEFAULT_ALPHAS for t in names]
+        for t in names:
+            per_seed[(t, fname, split)] = np.full((len(seeds), n), np.nan)
+            stats[(t, fname, split)] = {"pearson": [], "spearman": [], "alphas": []}
+        for s_i, seed in enumerate(seeds):
+            g = groups_arr[have] if split == "group" else None
+            folds = outer_folds(int(have.sum()), groups=g, n_splits=n_splits, seed=seed)
+            pred, alpha = ridge_cv_predict(X, Y, folds, alphas=grids, inner_splits=inner_splits, clip=None)
+            for j, t in enumerate(names):
+                p = pred[:, j]
+                if t not in loglik_targets and clip is not None:
+                    p = np.clip(p, clip[0], clip[1])
+                per_seed[(t, fname, split)][s_i, have] = p
+                r, rho = correlations(Y[:, j], p)
+                st = stats[(t, fname, split)]
+                st["pearson"].append(r)
+                st["spearman"].append(rho)
+                st["alphas"].extend(alpha[:, j].tolist())
+
+    result = PredictionResult()
+    for t in targets:
+        for fname in features:
+            for split in splits:
+                key = (t, fname, split)
+                st = stats[key]
+                result.rows.append(
+                    {
+                        "target": t,
+                        "features": fname,
+                        "split": split,
+                        "n_models": int(np.isfinite(ys[t]).sum()),
+                        "pearson_mean": float(np.mean(st["pearson"])),
+                        "pearson_std": float(np.std(st["pearson"])),
+                        "spearman_mean": float(np.mean(st["spearman"])),
+                        "spearman_std": float(np.std(st["spearman"])),
+                        "alphas": st["alphas"],
+                    }
+                )
+                result.per_seed[key] = per_seed[key]
+                result.predictions[key] = per_seed[key].mean(axis=0)
+    return result
+
+
+def loglik_correlations(mean_loglik: np.ndarray, targets: dict[str, np.ndarray]) -> list[dict]:
+    """Pearson r and Spearman rho between mean log-likelihood and each target (finite rows)."""
+    out = []
+    m = np.asarray(mean_loglik, dtype=np.float64)
+    for name, y in targets.items():
+        y = np.asarray(y, dtype=np.float64)
+        ok = np.isfinite(y) & np.isfinite(m)
+        r, rho = correlations(y[ok], m[ok])
+        out.append({"target": name, "n_models": int(ok.sum()), "pearson": r, "spearman": rho})
+    return out
+
+
+# --------------------------------------------------------------------------- scores table
+
+_ID_COLUMNS = ("model", "name", "label", "model_name", "model_id")
+_MISSING = {"", "nan", "na", "n/a", "null", "none", "-"}
+
+
+def read_scores_csv(path, *, categorical=()) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Read a benchmark table: one row per model, an id column, numeric score columns.
+
+    The id column is the first of `model`, `name`, `label`, `model_name`, `model_id` present
+    (case-insensitive), else the first column. Empty cells and NaN/NA are missing values.
+    Columns named in `categorical` are kept as strings (e.g. a grouping column); any other
+    non-numeric value is an error naming the column, the row and the value.
+    """
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError as err:
+        raise PylogmapError(f"scores table {path} does not exist; give the path of a CSV file.") from err
+    except UnicodeDecodeError as err:
+        raise PylogmapError(f"scores table {path} is not UTF-8 text; save it as a UTF-8 CSV.") from err
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise PylogmapError(f"scores table {path} has no data rows; it needs a header and one row per model.")
+    header = [h.strip() for h in rows[0]]
+    if len(set(header)) != len(header):
+        raise PylogmapError(f"scores table {path} repeats a column name in its header: {header}.")
+    lower = [h.lower() for h in header]
+    id_col = next((lower.index(c) for c in _ID_COLUMNS if c in lower), 0)
+    cat = {c.lower() for c in categorical}
+    ids: list[str] = []
+    cols: dict[str, list] = {h: [] for j, h in enumerate(header) if j != id_col}
+    for line_no, r in enumerate(rows[1:], start=2):
+        if len(r) != len(header):
+            raise PylogmapError(
+                f"{path}, line {line_no}: {len(r)} fields but the header has {len(header)}; fix the row."
+            )
+        ids.append(r[id_col].strip())
+        for j, h in enumerate(header):
+            if j == id_col:
+                continue
+            v = r[j].strip()
+            if h.lower() in cat:
+                cols[h].append(v)
+                continue
+            if v.lower() in _MISSING:
+                cols[h].append(np.nan)
+                continue
+            try:
+                cols[h].append(float(v))
+            except ValueError:
+                raise PylogmapError(
+                    f"{path}, line {line_no}: column {h!r} has the non-numeric value {v!r}; benchmark "
+                    f"columns must be numbers (empty = unknown). Remove the column, or name it as the "
+                    f"grouping column (--group-by {h}), or choose the targets with --targets."
+                ) from None
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise PylogmapError(f"scores table {path} lists model(s) twice: {', '.join(dup[:5])}; keep one row each.")
+    out = {h: (np.array(v, dtype=object) if h.lower() in cat else np.array(v, dtype=np.float64)) for h, v in cols.items()}
+    return ids, out
+
+
+def match_rows(ids: list[str], labels: list[str], names: list[str], *, skip_unknown: bool = False) -> np.ndarray:
+    """Map row index of each id (a display label, or a model name that names one row); -1 if
+    skipped. Unknown ids are an error listing them, unless `skip_unknown`."""
+    by_label = {lb: i for i, lb in enumerate(labels)}
+    by_name: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        by_name.setdefault(n, []).append(i)
+    out = np.full(len(ids), -1, dtype=np.int64)
+    unknown, ambiguous = [], []
+    for k, ident in enumerate(ids):
+        if ident in by_label:
+            out[k] = by_label[ident]
+        elif len(by_name.get(ident, [])) == 1:
+            out[k] = by_name[ident][0]
+        elif ident in by_name:
+            ambiguous.append(ident)
+        else:
+            unknown.append(ident)
+    if ambiguous:
+        raise PylogmapError(
+            f"{len(ambiguous)} model name(s) in the scores table match several rows of the map "
+            f"(revisions or layers), e.g. {ambiguous[0]!r}; use the display label (name@revision, "
+            f"name#L<layer>) as shown by 'pylogmap info'."
+        )
+    if unknown and not skip_unknown:
+        raise PylogmapError(
+            f"{len(unknown)} model(s) in the scores table are not in the map: "
+            f"{', '.join(repr(u) for u in unknown[:5])}{' ...' if len(unknown) > 5 else ''}. "
+            f"Check the names against 'pylogmap info', or pass --skip-unknown to ignore them."
+        )
+    if len(set(out[out >= 0].tolist())) != int((out >= 0).sum()):
+        raise PylogmapError("two rows of the scores table name the same model of the map; keep one.")
+    return out
+
+
+def predict_map(
+    data,
+    ids: list[str],
+    columns: dict[str, np.ndarray],
+    *,
+    group_by: str | None = "family",
+    targets=None,
+    splits=SPLITS,
+    seeds=range(5),
+    n_splits: int = 5,
+    skip_unknown: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Benchmark prediction on a map (`_mapdata.MapData`) with a scores table.
+
+    Features Q (double-centred over all the map's fully scored models, as in the paper) and
+    the clipped L, restricted to the models that have scores; targets: the table's numeric
+    columns plus `mean_loglik` (mean over texts of the unclipped log-likelihood). Groups for the
+    grouped split come from `group_by` (a table column, else a map annotation); when
+    `group_by` is "family" and neither has it, only the plain split runs. Returns a dict with
+    the table `rows`, `loglik_correlations`, the out-of-fold predictions per map row
+    (`columns`: name -> float64 [M], NaN elsewhere) and `notes`.
+    """
+    from pylogmap.analysis._mapdata import clipped_and_centred, require_used
+
+    notes: list[str] = []
+    used_rows = require_used(data, 2, "benchmark prediction")
+    map_rows = match_rows(ids, data.labels, data.names, skip_unknown=skip_unknown)
+    keep = map_rows >= 0
+    if not keep.all():
+        notes.append(f"skipped {int((~keep).sum())} unknown model(s) of the scores table")
+    in_used = np.isin(map_rows, used_rows)
+    if (keep & ~in_used).any():
+        notes.append(f"left out {int((keep & ~in_used).sum())} model(s) without complete scores")
+    sel = keep & in_used
+    rows = map_rows[sel]
+    if len(rows) < n_splits:
+        raise PylogmapError(
+            f"only {len(rows)} models have both complete scores and benchmark values; "
+            f"{n_splits}-fold cross-validation needs at least {n_splits} (more is better)."
+        )
+
+    Lc, Q, _ = clipped_and_centred(data.L[used_rows], data.tau)
+    pos = {r: k for k, r in enumerate(used_rows.tolist())}
+    idx = np.array([pos[r] for r in rows.tolist()])
+    features = {"Q": Q[idx], "L": Lc[idx]}
+
+    group_col = None
+    if group_by:
+        if group_by in columns:
+            group_col = np.asarray(columns[group_by])[sel]
+        elif group_by in data.annotations:
+            group_col = np.asarray(data.annotations[group_by])[rows]
+        elif group_by != "family":
+            raise PylogmapError(
+                f"no column {group_by!r} in the scores table or the map's annotations to group models "
+                f"by; add it ('pylogmap annotate') or choose another with --group-by."
+            )
+    if group_col is None and "group" in splits:
+        splits = tuple(s for s in splits if s != "group")
+        notes.append("no model-type column (family): ran the plain shuffled split only")
+        if not splits:
+            raise PylogmapError("the grouped split needs a grouping column; pass --group-by COLUMN.")
+    if group_col is not None:
+        group_col = np.array([str(g) for g in group_col], dtype=object)
+
+    names = list(targets) if targets else [c for c in columns if c != group_by]
+    tcols = {}
+    for t in names:
+        if t not in columns:
+            raise PylogmapError(f"no column {t!r} in the scores table; columns: {', '.join(columns)}.")
+        if columns[t].dtype == object:
+            raise PylogmapError(f"column {t!r} is not numeric and cannot be a target.")
+        tcols[t] = columns[t][sel]
+    if not tcols:
+        raise PylogmapError("the scores table has no numeric benchmark column to predict.")
+    mean_ll = data.L[rows].mean(axis=1)
+    tcols[MEAN_LOGLIK] = mean_ll
+
+    res = predict_benchmarks(
+        features, tcols, groups=group_col, splits=splits, seeds=seeds, n_splits=n_splits,
+        loglik_targets=(MEAN_LOGLIK,), progress=progress,
+    )
+    primary = "group" if "group" in splits else splits[0]
+    out_cols = {}
+    for t in tcols:
+        col = np.full(data.n_models, np.nan)
+        col[rows] = res.predictions[(t, "Q", primary)]
+        out_cols[f"pred_{t}"] = col
+    corr = loglik_correlations(mean_ll, {t: v for t, v in tcols.items() if t != MEAN_LOGLIK})
+    return {
+        "n_models": int(len(rows)),
+        "splits": list(splits),
+        "primary_split": primary,
+        "seeds": list(seeds),
+        "rows": res.rows,
+        "loglik_correlations": corr,
+        "columns": out_cols,
+        "notes": notes,
+    }

@@ -1,0 +1,132 @@
+"""Entry point of the viewer: `main(path, screenshot=None, select=None)`.
+
+With `screenshot` the window is rendered to a PNG and the function returns without entering
+the event loop (the offscreen Qt platform is chosen automatically when there is no display), so
+docs and checks see exactly what a user sees. Problems with the file raise `PylogmapError`
+before any window opens, so the command line prints a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from . import require_qt
+
+WINDOW_SIZE = (1500, 920)
+
+
+def _ensure_platform(offscreen_ok: bool) -> None:
+    """Use the offscreen platform for a screenshot without a display; without a display and
+    without --screenshot, say so instead of letting Qt abort the process."""
+    from pylogmap.errors import PylogmapError
+
+    if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
+        return
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    if offscreen_ok:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        return
+    raise PylogmapError(
+        "no display to open the viewer window on (DISPLAY and WAYLAND_DISPLAY are unset). Run it on a "
+        "desktop session, over 'ssh -X', under 'xvfb-run', or render a PNG with --screenshot OUT.png"
+    )
+
+
+_QUIET = ("This plugin does not support",)  # offscreen platform notes on every window; harmless
+
+
+def _qt_messages(mode, context, message: str) -> None:
+    if not message.startswith(_QUIET):
+        print(message, file=sys.stderr)
+
+
+def application():
+    """The QApplication (created once, with a readable default font)."""
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        QtCore.qInstallMessageHandler(_qt_messages)
+        app = QtWidgets.QApplication(["pylogmap view"])
+        app.setApplicationName("pylogmap viewer")
+        font = QtGui.QFont(app.font())
+        if font.pointSizeF() < 10:
+            font.setPointSizeF(10)
+            app.setFont(font)
+    return app
+
+
+def build_window(source, data, *, select: str | None = None):
+    """A MainWindow showing `data` (already loaded from `source`), with an optional selection."""
+    from pylogmap.errors import PylogmapError
+
+    from .window import MainWindow
+
+    win = MainWindow()
+    win.resize(*WINDOW_SIZE)
+    win.source = source
+    win.set_map(data)
+    win.poll_timer.start()
+    if select:
+        if data.find(select) is None:
+            raise PylogmapError(f"no model matches --select {select!r}; run 'pylogmap info FILE' to list the models")
+        win.select_row(data.find(select))
+    return win
+
+
+def main(path: str | Path | None, screenshot: str | Path | None = None, select: str | None = None) -> int:
+    """Open the viewer on a map file (or an empty window when path is None)."""
+    require_qt()
+    from pylogmap.errors import PylogmapError
+
+    _ensure_platform(offscreen_ok=screenshot is not None)
+    source = data = None
+    if path is not None:
+        from .loader import FileSource
+
+        source = FileSource(path)
+        data = source.load()
+        if screenshot is not None and not data.embeddings:
+            raise PylogmapError(f"{path} has no 2-D embedding to draw; run 'pylogmap map {path}' first")
+    elif screenshot is not None:
+        raise PylogmapError("--screenshot needs a map file to draw")
+
+    app = application()
+    if data is None:
+        from .window import MainWindow
+
+        win = MainWindow()
+        win.resize(*WINDOW_SIZE)
+        win._update_status()
+    else:
+        win = build_window(source, data, select=select)
+    try:
+        win.show()
+        if screenshot is not None:
+            win.screenshot(screenshot)
+            return 0
+        return int(app.exec())
+    finally:
+        dispose(win)
+
+
+def dispose(win) -> None:
+    """Close and delete a window while Qt is still up.
+
+    pyqtgraph 0.14 with PySide6 6.12 can segfault at interpreter exit when scatter items are
+    still alive then; deleting the window first makes the exit clean.
+    """
+    import gc
+
+    from PySide6 import QtWidgets
+
+    win.close()
+    win.poll_timer.stop()
+    win.deleteLater()
+    app = QtWidgets.QApplication.instance()
+    if app is not None:
+        app.processEvents()
+    gc.collect()
