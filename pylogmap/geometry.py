@@ -257,24 +257,20 @@ def bits_per_byte_scale(n_texts: int, mean_bytes: float) -> float:
 
 
 def kl_moments(d: np.ndarray, *, second_only: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Central moments m2, m4 of d over its last axis, accumulated in float64.
+    """Central moments m2, m4 of d over its last axis, in float64.
 
-    d keeps its dtype (float32 differences of float32 rows are exact up to one rounding, and
-    halve the memory traffic); the mean is removed first (two passes), so there is no
-    cancellation whatever the offset between the two rows. ``second_only`` skips m4.
+    One float64 copy of d, its mean removed (so there is no cancellation whatever the offset
+    between the two rows), then sums of products over the last axis. ``second_only`` skips m4.
     """
-    d = np.asarray(d)
-    if not np.issubdtype(d.dtype, np.floating):
-        d = d.astype(np.float64)
-    mean = d.mean(axis=-1, keepdims=True, dtype=np.float64)
-    c = d - mean.astype(d.dtype)
-    mean_c = c.mean(axis=-1, keepdims=True, dtype=np.float64)  # rounding left by the first pass
-    c2 = np.square(c)
-    m2 = c2.mean(axis=-1, dtype=np.float64) - np.square(mean_c[..., 0])
+    c = np.array(d, dtype=np.float64)  # always a copy: the caller's array is never modified
+    n = c.shape[-1]
+    c -= c.mean(axis=-1, keepdims=True)
+    sub = "...n,...n->..."
+    m2 = np.einsum(sub, c, c) / n
     if second_only:
         return m2, None
-    np.square(c2, out=c2)
-    m4 = c2.mean(axis=-1, dtype=np.float64)
+    np.square(c, out=c)
+    m4 = np.einsum(sub, c, c) / n
     return m2, m4
 
 
