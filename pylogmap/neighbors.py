@@ -235,7 +235,10 @@ def _ivf_pca_candidates(X32, queries, n_cand, gpu, params: dict, progress, block
     if gpu:
         res = faiss.StandardGpuResources()
         index = faiss.index_cpu_to_gpu(res, 0, index)
-    index.train(Z[train_rows])
+    # k-means wants ~40 points per cell; the projected rows are cheap, so train on enough of them
+    n_ivf = min(K, max(params["train_size"], 40 * params["nlist"]))
+    ivf_rows = train_rows if n_ivf <= train_rows.size else np.sort(rng.choice(K, size=n_ivf, replace=False))
+    index.train(Z[ivf_rows])
     index.add(Z)
     faiss.ParameterSpace().set_index_parameter(index, "nprobe", params["nprobe"])
     out = np.empty((queries.size, n_cand), dtype=np.int64)
