@@ -21,6 +21,8 @@ _LAZY = {
     # scoring (section 2)
     "score_models": "pylogmap.scoring:score_models",
     "token_logprobs": "pylogmap.kernels:token_logprobs",
+    "head_logprobs": "pylogmap.head:head_logprobs",
+    "native_status": "pylogmap.kernels:native_status",
     # the HDF5 map file
     "MapFile": "pylogmap.store:MapFile",
     "open_map": "pylogmap.store:open_map",

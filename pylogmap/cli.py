@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "add": ("add", "place new models on an existing map, scoring only its selected texts"),
     "trajectory": ("trajectory", "KL along checkpoints or layers, and diffusion exponents"),
     "interpolate": ("interpolate", "score weight interpolations of three models on a grid"),
+    "leakage": ("leakage", "texts and sources a model finds anomalously easy (data-leakage hints)"),
     "demo": ("demo", "build a whole map offline from a small zoo of models trained here"),
 }
 

@@ -39,7 +39,9 @@ import numpy as np
 from pylogmap.errors import PylogmapError
 
 DEFAULT_BATCH_TOKENS = 16384
-DEFAULT_HEAD_BUDGET = 256 * 2**20
+# Bytes of logits one head block may hold: on a GPU large blocks keep the matmul efficient; on a CPU
+# a few hundred rows already run the GEMM at full speed and smaller blocks stay in cache.
+HEAD_BUDGET = {"cuda": 256 * 2**20, "cpu": 128 * 2**20}
 LayersArg = None | str | Sequence[int]
 
 
@@ -190,6 +192,12 @@ class ScoreResult:
         return total / self.seconds if self.seconds > 0 else float("nan")
 
 
+def default_head_budget(device) -> int:
+    """Head block budget in bytes for a device ("cpu", "cuda" or a torch.device)."""
+    kind = getattr(device, "type", str(device).split(":")[0])
+    return HEAD_BUDGET.get(kind, HEAD_BUDGET["cpu"])
+
+
 def _is_oom(err: BaseException) -> bool:
     import torch
 
@@ -336,13 +344,14 @@ def score_texts(
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
     layers: LayersArg = None,
     save_token_logprobs: bool = False,
-    head_budget: int = DEFAULT_HEAD_BUDGET,
+    head_budget: int | None = None,
     progress: bool = False,
     desc: str | None = None,
 ) -> ScoreResult:
     """Score one loaded model on pre-tokenized (untruncated) texts; see the module docstring."""
     info = loaded.info
     layer_list = resolve_layers(layers, info.n_layers)
+    head_budget = head_budget or default_head_budget(loaded.device)
     max_len = info.max_length
     full = np.array([len(t) for t in token_ids], dtype=np.int64)
     truncated = full > max_len

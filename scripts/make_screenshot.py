@@ -56,7 +56,7 @@ def showcase_population(seed: int = 0, n_texts: int = 400):
         sizes = list(SIZES.items())[rng.integers(0, 2): rng.integers(3, 6)]
         for size_name, n_params in sizes:
             gain = np.log10(n_params / 1e8)  # 0.1 .. 2.8
-            size_dir = direction * 38 + shared * 9 * gain + rng.standard_normal(n_texts) * 8
+            size_dir = direction * 20 + shared * 6 * gain + rng.standard_normal(n_texts) * 6
             quality = np.exp(fam_quality - 0.06 * gain)
             base_row = base * quality + size_dir * scale
             org = fam.replace("_", "-")
@@ -80,7 +80,7 @@ def showcase_population(seed: int = 0, n_texts: int = 400):
     # a heavy lower tail like real data: a few collapsed (model, text) entries, which the 2 %
     # clipping of the map removes
     hit = rng.random(L.shape) < 0.004
-    L[hit] -= (rng.pareto(1.5, int(hit.sum())) * 300 + 200).astype(np.float32)
+    L[hit] -= (rng.pareto(2.5, int(hit.sum())) * 80 + 40).astype(np.float32)
     meta = {"n_params": np.array(params, dtype=np.int64), "step": np.array(steps, dtype=np.int64)}
     return keys, L, n_bytes, meta, np.array(families, dtype=object)
 

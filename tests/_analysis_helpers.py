@@ -107,3 +107,17 @@ def write_texts(path, n=12, seed=0):
         for k, t in enumerate(shakespeare_texts(n, seed=seed)):
             f.write(json.dumps({"index": k, "text": t}) + "\n")
     return path
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def single_thread_blas():
+    """The analysis tests use small matrices, for which BLAS threads only add overhead (40x on an
+    oversubscribed 2-core machine); run them single-threaded. Import this name into a test module
+    to apply it there."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield

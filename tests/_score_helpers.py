@@ -183,57 +183,13 @@ def reference_logprobs(hidden, weight, targets, *, bias=None, softcap=None, scal
     return torch.log_softmax(y, -1).gather(-1, targets.long()[:, None])[:, 0]
 
 
-def install_reference_head_if_missing() -> bool:
-    """Until the kernel branch lands, stand in for pylogmap.head/kernels with float64 torch.
-
-    Test-only: the product always calls the real modules. Returns True when the stand-in is used.
-    """
-    import sys
-    import types
-
-    try:
-        import pylogmap.head  # noqa: F401
-        import pylogmap.kernels  # noqa: F401
-        return False
-    except ImportError:
-        pass
-    import torch
-
-    head = types.ModuleType("pylogmap.head")
-
-    def head_logprobs(hidden, weight, targets, *, bias=None, softcap=None, scale=None,
-                      budget_bytes=256 * 2**20, entropy=False):
-        return reference_logprobs(hidden, weight, targets, bias=bias, softcap=softcap,
-                                  scale=scale).float()
-
-    head.head_logprobs = head_logprobs
-    kernels = types.ModuleType("pylogmap.kernels")
-
-    def token_logprobs(logits, targets, *, softcap=None, scale=None, entropy=False):
-        y = logits.double()
-        if scale is not None:
-            y = y * scale
-        if softcap is not None:
-            y = softcap * torch.tanh(y / softcap)
-        return torch.log_softmax(y, -1).gather(-1, targets.long()[:, None])[:, 0].float()
-
-    kernels.token_logprobs = token_logprobs
-    kernels.native_status = lambda: {"core_loaded": False, "cuda_loaded": False,
-                                     "cuda_error": "test stand-in"}
-    sys.modules["pylogmap.head"] = head
-    sys.modules["pylogmap.kernels"] = kernels
-    return True
-
-
 def cli_command(args: list[str]) -> list[str]:
-    """A `pylogmap` command line for a subprocess, run from the source tree (with the test-only
-    head stand-in installed when the kernel modules are missing)."""
+    """A `pylogmap` command line for a subprocess, run from this source tree."""
     import sys
 
     tests = Path(__file__).resolve().parent
     code = (
-        "import sys; sys.path[:0] = [%r, %r]; import _score_helpers as H; "
-        "H.install_reference_head_if_missing(); from pylogmap.cli import main; "
-        "sys.exit(main(sys.argv[1:]))" % (str(tests.parent), str(tests))
+        "import sys; sys.path.insert(0, %r); from pylogmap.cli import main; "
+        "sys.exit(main(sys.argv[1:]))" % str(tests.parent)
     )
     return [sys.executable, "-c", code, *args]

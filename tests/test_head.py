@@ -95,7 +95,7 @@ def test_bf16_head_gives_the_models_own_bf16_logits():
 
 def test_fp16_on_cpu_is_computed_in_fp32_in_chunks():
     hidden, weight, bias, targets = _inputs(25, 48, 900, dtype=torch.float16)
-    for budget in (1, 20_000, 256 * 2**20):  # tiny budgets force several weight chunks
+    for budget in (60_000, 256 * 2**20):  # a small budget forces several blocks and weight chunks
         lp = head.head_logprobs(hidden, weight, targets, bias=bias, budget_bytes=budget)
         want, _ = _want(hidden, weight, targets, bias=bias)
         assert_close_rows(lp, want, torch.full((25,), 1e-4, dtype=torch.float64), f"fp16 budget {budget}")
@@ -153,3 +153,19 @@ def test_bad_budget_and_compute_dtype():
             head.head_logprobs(h, w, t, budget_bytes=bad)
     with pytest.raises(TypeError, match="compute_dtype"):
         head.head_logprobs(h, w, t, compute_dtype=torch.float64)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_cuda_head_matches_reference(dtype):
+    hidden, weight, bias, targets = _inputs(300, 64, 5000, dtype=dtype)
+    hc, wc, bc, tc = hidden.cuda(), weight.cuda(), bias.cuda(), targets.cuda()
+    lp, ent = head.head_logprobs(hc, wc, tc, bias=bc, softcap=30.0, budget_bytes=200_000, entropy=True)
+    assert lp.is_cuda and ent.is_cuda
+    logits = torch.addmm(bc, hc, wc.t()).cpu()  # the logits the blocks see (same dtype, same GEMM)
+    want, want_ent, y = reference(logits, targets, softcap=30.0)
+    # the GEMM on a block may round differently from the whole-matrix GEMM: one ulp of the dtype
+    ulp = {torch.float32: 2e-6, torch.bfloat16: 1.6e-2, torch.float16: 2e-3}[dtype] * y.abs().amax()
+    tol = tolerance(y, targets) + 2 * ulp
+    assert_close_rows(lp, want, tol, "cuda head")
+    assert_close_rows(ent, want_ent, tol, "cuda head entropy")

@@ -8,6 +8,8 @@ import pytest
 from pylogmap.analysis import interpolation as I
 from pylogmap.errors import PylogmapError
 
+from _analysis_helpers import single_thread_blas  # noqa: F401  (autouse fixture)
+
 
 def test_grid_weights():
     ab = I.grid_weights(0.2)

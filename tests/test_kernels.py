@@ -206,6 +206,70 @@ def test_every_cpu_variant(dtype):
         core.token_logprobs(0, 0, 1, 1, 0, 0, 1, 0, 0, False, 1.0, False, 0.0, 1, "sse9")
 
 
+def _run_variant(core, logits, targets, isa, *, scale=None):
+    n, v = logits.shape
+    out = torch.empty(n)
+    core.token_logprobs(
+        logits.data_ptr(), n, v, logits.stride(0), kernels._LOGITS_CODES[logits.dtype],
+        targets.data_ptr(), 1, out.data_ptr(), 0, scale is not None, scale or 1.0, False, 0.0, 1, isa,
+    )  # fmt: skip
+    return out
+
+
+@needs_core
+def test_fp16_conversion_every_bit_pattern():
+    """Every fp16 value (subnormals, both zeros, infinities, every NaN) is read exactly by every
+    variant, through the vector path (whole rows) and the scalar path (the target's logit).
+    Values are grouped by exponent and scaled so that one fp16 ulp moves logp by >= 1/128 nat,
+    far above the tolerance: a conversion off by one ulp fails."""
+    core = _native.core()
+    bits = torch.arange(0, 1 << 16, dtype=torch.int32).to(torch.int16)
+    h = bits.view(torch.float16)
+    exp_field = (bits.to(torch.int32) >> 10) & 0x1F
+    v = 16
+    cases = []
+    for e in range(0, 31):  # 0: zeros and subnormals, 1..30: normal binades
+        vals = h[exp_field == e]  # 2048 values: both signs, every mantissa
+        # each row of 16 values repeated 16 times, with every column as the target once
+        logits = vals.reshape(-1, v).repeat_interleave(v, dim=0).contiguous()
+        targets = torch.arange(v).repeat(len(vals) // v)
+        scale = 2.0**24 / 64 if e == 0 else 2.0 ** (3 - (e - 15))  # |y| < 16 or so
+        want, _, y = reference(logits, targets, scale=scale)
+        cases.append((e, logits, targets, scale, want, tolerance(y, targets)))
+    for isa in core.build_info()["cpu_variants_supported"]:
+        for e, logits, targets, scale, want, tol in cases:
+            got = _run_variant(core, logits, targets, isa, scale=scale)
+            assert_close_rows(got, want, tol, f"fp16 binade {e} {isa}")
+        special = h[exp_field == 31]  # +-inf and 2046 NaN patterns
+        rows = torch.zeros(len(special), v, dtype=torch.float16)
+        rows[:, 5] = special
+        lp = _run_variant(core, rows, torch.zeros(len(special), dtype=torch.int64), isa)
+        is_nan = torch.isnan(special)
+        assert torch.isnan(lp[is_nan]).all(), f"{isa}: a NaN pattern gave a number"
+        neg_inf = special == -math.inf
+        assert torch.allclose(lp[neg_inf], torch.tensor(-math.log(v - 1))), isa  # masked entry
+        assert torch.isnan(lp[special == math.inf]).all(), isa  # +inf logits: NaN (documented)
+
+
+@needs_core
+def test_kernel_itself_never_reads_outside_the_row():
+    """Second line of defence behind the Python range check: the compiled kernel, called directly
+    with targets outside [0, V), writes NaN for those rows (no out-of-bounds read, no crash) and
+    correct values for the others."""
+    core = _native.core()
+    logits = make_logits(4, 1000, torch.float32)
+    for dtype in (torch.int64, torch.int32):
+        targets = torch.tensor([-1, 5, 1000, 2**31 - 1], dtype=dtype)
+        out = torch.empty(4)
+        core.token_logprobs(
+            logits.data_ptr(), 4, 1000, 1000, 0, targets.data_ptr(), kernels._TARGET_CODES[dtype],
+            out.data_ptr(), 0, False, 1.0, False, 0.0, 1, "",
+        )  # fmt: skip
+        assert torch.isnan(out[[0, 2, 3]]).all()
+        want, _, y = reference(logits[1:2], torch.tensor([5]))
+        assert_close_rows(out[1:2], want, tolerance(y, torch.tensor([5])), "valid row")
+
+
 @needs_core
 def test_threads_do_not_change_results():
     logits = make_logits(64, 3000, torch.bfloat16, seed=8)
@@ -400,3 +464,16 @@ def test_cuda_bad_targets_and_empty():
         kernels.token_logprobs(x, torch.tensor([0, 1, 2]))
     lp = kernels.token_logprobs(torch.empty(0, 10, device="cuda"), torch.empty(0, dtype=torch.int64, device="cuda"))
     assert lp.shape == (0,) and lp.is_cuda
+
+
+@pytest.mark.gpu
+def test_cuda_kernel_itself_never_reads_outside_the_row():
+    x = torch.randn(3, 1000, device="cuda")
+    targets = torch.tensor([-1, 5, 1000], device="cuda")
+    out = torch.empty(3, device="cuda")
+    _native.cuda().token_logprobs(
+        x.data_ptr(), 3, 1000, 1000, 0, targets.data_ptr(), 1, out.data_ptr(), 0,
+        False, 1.0, False, 0.0, x.device.index, torch.cuda.current_stream().cuda_stream,
+    )  # fmt: skip
+    out = out.cpu()
+    assert torch.isnan(out[[0, 2]]).all() and torch.isfinite(out[1])

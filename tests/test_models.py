@@ -15,8 +15,6 @@ import _score_helpers as H  # noqa: E402
 from pylogmap import models  # noqa: E402
 from pylogmap.errors import ModelLoadError  # noqa: E402
 
-H.install_reference_head_if_missing()
-
 ARCHS = ["gpt2", "neox", "llama", "gemma2", "phi", "granite", "cohere"]
 
 

@@ -8,6 +8,8 @@ import pytest
 from pylogmap.analysis import prediction as P
 from pylogmap.errors import PylogmapError
 
+from _analysis_helpers import single_thread_blas  # noqa: F401  (autouse fixture)
+
 
 def _double_center(L):
     # Independent of pylogmap.geometry: the formula of method.md section 3.

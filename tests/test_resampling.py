@@ -8,6 +8,8 @@ import pytest
 from pylogmap.analysis import resampling as R
 from pylogmap.errors import PylogmapError
 
+from _analysis_helpers import single_thread_blas  # noqa: F401  (autouse fixture)
+
 
 def _double_center(L):
     return L - L.mean(axis=1, keepdims=True) - L.mean(axis=0, keepdims=True) + L.mean()

@@ -15,8 +15,6 @@ pytest.importorskip("torch")
 import _score_helpers as H  # noqa: E402
 from pylogmap.cli import main  # noqa: E402
 
-H.install_reference_head_if_missing()
-
 
 @pytest.fixture
 def texts_file(tmp_path):
@@ -128,26 +126,34 @@ def _crash_env():
     return env
 
 
-def _wait_for_rows(path, n, proc, timeout=120):
-    """Poll until the map file has at least n committed rows (or the process ended)."""
+def _finished_models(path):
+    """Models finished so far: committed rows plus complete journal entries (not yet committed)."""
     from pylogmap.errors import MapFileError
-    from pylogmap.store import open_map
+    from pylogmap.store import MapFile
 
+    journal = path.with_name(path.name + ".journal")
+    pending = len(list(journal.glob("*.npz"))) if journal.is_dir() else 0
+    committed = 0
+    if path.exists():
+        try:
+            with MapFile(path, recover=False) as mf:  # a plain read: never touches the journal
+                committed = mf.n_models
+        except MapFileError:
+            pass
+    return committed + pending
+
+
+def _wait_for_models(path, n, proc, timeout=180):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        if path.exists():
-            try:
-                with open_map(path) as mf:
-                    if mf.n_models >= n:
-                        return mf.n_models
-            except MapFileError:
-                pass
-        time.sleep(0.05)
-    return -1
+        if _finished_models(path) >= n:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def test_kill_9_then_resume_gives_the_uninterrupted_result(tmp_path, texts_file):
-    archs = ["gpt2", "neox", "llama", "phi"]
+    archs = ["gpt2", "neox", "llama"]
     models = [H.model_dir(a) for a in archs]
     common = ["score", "--texts", str(texts_file), "--models", *models, "--quiet", "--batch-tokens", "256"]
     env = _crash_env()
@@ -160,13 +166,13 @@ def test_kill_9_then_resume_gives_the_uninterrupted_result(tmp_path, texts_file)
     proc = subprocess.Popen(H.cli_command([*common, "-o", str(crashed)]), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        rows = _wait_for_rows(crashed, 2, proc)
+        started = _wait_for_models(crashed, 1, proc)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert 2 <= rows < len(models), "the kill should land in the middle of the run"
-    L_mid, _, table_mid = read(crashed)  # readable right after the kill
-    assert 2 <= len(table_mid["name"]) < len(models)
+    assert started, "the scorer ended before finishing its first model"
+    L_mid, _, table_mid = read(crashed)  # readable right after the kill (journal applied)
+    assert 1 <= len(table_mid["name"]) < len(models), "the kill should land in the middle of the run"
     assert np.isfinite(L_mid).all()
 
     subprocess.run(H.cli_command([*common, "-o", str(crashed)]), env=env, check=True, timeout=300,

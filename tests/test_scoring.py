@@ -14,8 +14,6 @@ import _score_helpers as H  # noqa: E402
 from pylogmap import models, scoring  # noqa: E402
 from pylogmap.errors import MapFileError, PylogmapError  # noqa: E402
 
-H.install_reference_head_if_missing()
-
 ARCHS = ["gpt2", "neox", "llama", "gemma2", "phi", "granite", "cohere"]
 TEXTS = list(H.shakespeare_texts(10))
 

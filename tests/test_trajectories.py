@@ -8,6 +8,8 @@ import pytest
 from pylogmap.analysis import trajectories as T
 from pylogmap.errors import PylogmapError
 
+from _analysis_helpers import single_thread_blas  # noqa: F401  (autouse fixture)
+
 
 def _fbm(T_len, dims, hurst, rng):
     """Exact fractional Brownian motion at t = 1..T_len (Cholesky of its covariance), `dims` copies."""
@@ -76,6 +78,14 @@ def test_group_trajectories_checkpoints_layers_and_folders():
     trajs = T.group_trajectories(["m", "m"], ["main", "later"], [-1, -1], [5, 3])
     assert trajs[0].rows.tolist() == [1, 0]
     assert [t.name for t in T.group_trajectories(names, revisions, layers, steps, model="llama")] == ["llama"]
+
+
+def test_a_stepless_final_model_beside_checkpoints_is_left_out():
+    trajs = T.group_trajectories(["m", "m", "m"], ["", "step10", "step20"], [-1, -1, -1])
+    (t,) = trajs
+    assert t.rows.tolist() == [1, 2] and t.skipped == ["m"]
+    with pytest.raises(PylogmapError, match="no step number"):
+        T.group_trajectories(["m", "m", "m"], ["", "main", "step20"], [-1, -1, -1])
 
 
 def test_checkpoints_without_step_numbers_is_a_clear_error():

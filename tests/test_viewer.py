@@ -23,7 +23,7 @@ pytest.importorskip("pyqtgraph")
 from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 
 from _viewer_helpers import make_map  # noqa: E402
-from pylogmap.viewer.data import MEAN_LOGLIK, SIZE, MapData, find_trajectories  # noqa: E402
+from pylogmap.viewer.data import MEAN_LOGLIK, SIZE, MapData  # noqa: E402
 from pylogmap.viewer.palette import FAMILY_COLORS, PUBLISHED_FAMILIES, size_levels, value_bins  # noqa: E402
 
 pytestmark = pytest.mark.viewer
@@ -100,17 +100,6 @@ def test_mapdata_search_and_validation():
     assert data.find("gamma") is None
     with pytest.raises(ValueError, match="expected"):
         MapData(["a", "b"], ["x"])
-
-
-def test_trajectories_grouping():
-    names = ["run", "run", "run", "m", "m", "m", "solo"]
-    revisions = ["step3", "step1", "step2", "", "", "", ""]
-    layers = np.array([-1, -1, -1, 1, 0, -1, -1])
-    steps = np.array([3000, 1000, 2000, -1, -1, -1, -1])
-    trajs = {t.kind: t for t in find_trajectories(names, revisions, layers, steps)}
-    assert list(trajs["checkpoints"].rows) == [1, 2, 0] and list(trajs["checkpoints"].keys) == [1000, 2000, 3000]
-    assert list(trajs["layers"].rows) == [4, 3, 5]  # layer 0, layer 1, then the model's own output
-    assert len(trajs) == 2  # "solo" is no path
 
 
 def test_value_and_error_formatting():
@@ -223,9 +212,12 @@ def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
     assert f"{bpb}</b> bits/byte" in text
     assert f"{fmt_pm(kl, se)} nats/text" in text
 
-    # double-click a neighbour in the table selects it
+    # choosing a neighbour in the table rings it on the map; double-click selects it
     window.panel.k_spin.setValue(10)
     first = window.panel.neighbour_rows()[0]
+    window.panel.table.setCurrentCell(0, 1)
+    hx, hy = window.view.hover_ring.getData()
+    assert (hx[0], hy[0]) == tuple(window.view.coords()[first])
     window.panel.table.cellDoubleClicked.emit(0, 1)
     assert window.view.selected == first
 
@@ -321,13 +313,35 @@ def test_trajectories_are_drawn_in_order(window):
     kinds = {t.kind: t for t in data.trajectories}
     assert set(kinds) == {"checkpoints", "layers"}
     ck = kinds["checkpoints"]
-    assert list(ck.keys) == [1000, 2000, 3000, 4000, 5000]
-    assert [data.labels[r].rsplit("@", 1)[1] for r in ck.rows] == [f"step{s}" for s in ck.keys]
+    assert list(ck.positions) == [1000, 2000, 3000, 4000, 5000]
+    assert [data.labels[r].rsplit("@", 1)[1] for r in ck.rows] == [f"step{s}" for s in ck.positions]
+    lens = kinds["layers"]
+    assert list(lens.positions) == [0, 1, 2] and all("#L" in data.labels[r] for r in lens.rows)
     x, y = window.view.traj_item.getData()
     xy = window.view.coords()
-    np.testing.assert_allclose(x[:5], xy[ck.rows, 0])
+    segments = np.split(np.c_[x, y], np.flatnonzero(np.isnan(x)))
+    segments = [seg[~np.isnan(seg[:, 0])] for seg in segments]
+    drawn = [seg for seg in segments if len(seg) == len(ck.rows) and np.allclose(seg, xy[ck.rows])]
+    assert len(drawn) == 1  # the checkpoints, as one line in step order
     window.traj_check.setChecked(False)
     assert len(window.view.traj_item.getData()[0] or []) == 0
+
+
+def test_checkpoints_without_steps_still_open(tmp_path):
+    from pylogmap.mapping import compute_map
+    from pylogmap.store import open_map
+    from pylogmap.viewer.loader import FileSource
+
+    path = make_map(tmp_path / "revs.h5", 30, 40, n_families=3, embeddings=())
+    with open_map(path) as mf:
+        L = mf.loglik([0, 1])
+        mf.append_rows([("org/model", "main", -1), ("org/model", "fp16", -1)], L)
+    compute_map(path, embeddings=("pca",), k=0, progress=False)
+    source = FileSource(path)
+    data = source.load()
+    source.close()
+    assert len(data) == 32 and data.trajectories == []
+    assert any(note.startswith("no trajectories drawn") and "step" in note for note in data.notes)
 
 
 def test_export_png_and_svg(window, tmp_path):

@@ -35,12 +35,21 @@ def _ensure_platform(offscreen_ok: bool) -> None:
     )
 
 
+_QUIET = ("This plugin does not support",)  # offscreen platform notes on every window; harmless
+
+
+def _qt_messages(mode, context, message: str) -> None:
+    if not message.startswith(_QUIET):
+        print(message, file=sys.stderr)
+
+
 def application():
     """The QApplication (created once, with a readable default font)."""
-    from PySide6 import QtGui, QtWidgets
+    from PySide6 import QtCore, QtGui, QtWidgets
 
     app = QtWidgets.QApplication.instance()
     if app is None:
+        QtCore.qInstallMessageHandler(_qt_messages)
         app = QtWidgets.QApplication(["pylogmap view"])
         app.setApplicationName("pylogmap viewer")
         font = QtGui.QFont(app.font())

@@ -3,7 +3,8 @@
 `MapData` holds one row per model that can be shown (scored, status ok): its display label, its
 family, numeric columns (mean log-likelihood, size, benchmark scores...), categorical columns,
 2-D coordinates per embedding (NaN where a row is not on that embedding yet), ordered
-trajectories (checkpoints of one run, layers of one model) and a `KLProvider` that gives a
+trajectories (checkpoints of one run, layers of one model, grouped by
+`analysis.trajectories.group_trajectories`) and a `KLProvider` that gives a
 model's nearest neighbours and the KL estimate of a pair. The UI only talks to this class, so it
 is built and tested on arrays; `loader.py` fills it from an HDF5 map file.
 
@@ -92,16 +93,6 @@ class QGeometry:
 
 
 @dataclass
-class Trajectory:
-    """Rows that form an ordered path: checkpoints of one run, or layers of one model."""
-
-    name: str
-    kind: str  # "checkpoints" or "layers"
-    rows: np.ndarray  # MapData rows, in order
-    keys: np.ndarray  # the step or layer of each row
-
-
-@dataclass
 class MapData:
     """Everything the viewer shows about one map (see the module docstring)."""
 
@@ -111,7 +102,9 @@ class MapData:
     categorical: dict[str, np.ndarray] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     kl: KLProvider | None = None
-    trajectories: list[Trajectory] = field(default_factory=list)
+    # ordered paths (objects with `.rows`, `.kind`, `.positions`, `.name`), as grouped by
+    # pylogmap.analysis.trajectories.group_trajectories
+    trajectories: list = field(default_factory=list)
     source: str = ""
     # how to compute a missing embedding ("tsne", "pca") for these rows; None = cannot
     compute_embedding: Callable[[str], np.ndarray] | None = None
@@ -196,42 +189,3 @@ def format_count(v: float) -> str:
         if abs(v) >= div:
             return f"{v / div:.3g}{unit}"
     return f"{v:.0f}"
-
-
-def find_trajectories(
-    names: list[str], revisions: list[str], layers: np.ndarray, steps: np.ndarray
-) -> list[Trajectory]:
-    """Group rows into ordered paths.
-
-    Checkpoints: rows of one name and layer with at least two known steps (>= 0), ordered by step.
-    Layers: rows of one name and revision with at least two logit-lens layers (>= 0), ordered by
-    layer, followed by the model's own output (layer -1) when present.
-    """
-    layers = np.asarray(layers, dtype=np.int64)
-    steps = np.asarray(steps, dtype=np.int64)
-    out: list[Trajectory] = []
-    by_run: dict[tuple[str, int], list[int]] = {}
-    for i in np.flatnonzero(steps >= 0).tolist():
-        by_run.setdefault((names[i], int(layers[i])), []).append(i)
-    by_model: dict[tuple[str, str], list[int]] = {}
-    for i in np.flatnonzero(layers >= 0).tolist():
-        by_model.setdefault((names[i], revisions[i]), []).append(i)
-    own_output: dict[tuple[str, str], int] = {}
-    if by_model:
-        for i in np.flatnonzero(layers < 0).tolist():
-            key = (names[i], revisions[i])
-            if key in by_model:
-                own_output.setdefault(key, i)
-    for (name, layer), rows in by_run.items():
-        if len(rows) >= 2:
-            rows = sorted(rows, key=lambda r: int(steps[r]))
-            label = name if layer < 0 else f"{name}#L{layer}"
-            out.append(Trajectory(label, "checkpoints", np.array(rows), steps[rows]))
-    for (name, rev), rows in by_model.items():
-        if len(rows) >= 2:
-            rows = sorted(rows, key=lambda r: int(layers[r]))
-            if (name, rev) in own_output:
-                rows.append(own_output[(name, rev)])
-            label = f"{name}@{rev}" if rev else name
-            out.append(Trajectory(label, "layers", np.array(rows), layers[rows]))
-    return out

@@ -2,7 +2,8 @@
 
 Reads the rows, clips and double-centres them with `mapping.load_geometry` (the usable rows and
 the stored tau of `/map`, exactly as `pylogmap neighbors` does, so the KL values match), takes the stored
-2-D embeddings, the annotation columns and the model table, and finds trajectories. A missing
+2-D embeddings, the annotation columns and the model table, and groups trajectories with
+`analysis.trajectories.group_trajectories`. A missing
 embedding can be computed on request with `embedding.embed`. Every problem with the file comes out
 as a `MapFileError` whose message says what to do.
 """
@@ -15,7 +16,7 @@ import numpy as np
 
 from pylogmap.errors import MapFileError, PylogmapError
 
-from .data import FAMILY, MEAN_LOGLIK, SIZE, MapData, QGeometry, find_trajectories
+from .data import FAMILY, MEAN_LOGLIK, SIZE, MapData, QGeometry
 
 EMBEDDINGS = ("tsne", "pca", "umap")
 
@@ -29,6 +30,34 @@ def _families(table: dict, annotations: dict, rows: np.ndarray) -> np.ndarray:
     from pylogmap.annotations import default_families
 
     return np.array(default_families(list(table["name"][rows]), list(table["architecture"][rows])), dtype=object)
+
+
+_CHECKPOINT_WORDS = ("checkpoint", "ckpt", "step")
+
+
+def _trajectories(names: list[str], revisions: list[str], layers: np.ndarray, steps: np.ndarray,
+                  labels: list[str]) -> list:
+    """`analysis.trajectories.group_trajectories` over the rows that can be on a path.
+
+    A row can only join a trajectory when it is a logit-lens layer, has a training step or a
+    revision, or its name looks like a checkpoint folder; the others (usually nearly all rows)
+    are left out before grouping, which keeps opening a 100,000-model map fast. Row indices of
+    the result are mapped back to all rows.
+    """
+    from pylogmap.analysis.trajectories import group_trajectories
+
+    cand = [i for i in range(len(names))
+            if layers[i] >= 0 or steps[i] >= 0 or revisions[i]
+            or any(w in names[i].lower() for w in _CHECKPOINT_WORDS)]
+    if len(cand) < 2:
+        return []
+    trajs = group_trajectories([names[i] for i in cand], [revisions[i] for i in cand],
+                               [int(layers[i]) for i in cand], [int(steps[i]) for i in cand],
+                               [labels[i] for i in cand])
+    index = np.asarray(cand, dtype=np.int64)
+    for t in trajs:
+        t.rows = index[np.asarray(t.rows, dtype=np.int64)]
+    return trajs
 
 
 def build_mapdata(mf, source: str = "") -> MapData:
@@ -95,9 +124,14 @@ def build_mapdata(mf, source: str = "") -> MapData:
 
     names = [str(n) for n in table["name"][rows]]
     revisions = [str(r) for r in table["revision"][rows]]
-    trajectories = find_trajectories(names, revisions, layers, steps)
+    labels = [labels_all[r] for r in rows]
+    try:
+        trajectories = _trajectories(names, revisions, layers, steps, labels)
+    except PylogmapError as err:  # e.g. checkpoints without step numbers: show the map anyway
+        trajectories = []
+        notes.append(f"no trajectories drawn: {err}")
     return MapData(
-        labels=[labels_all[r] for r in rows],
+        labels=labels,
         families=families,
         numeric=numeric,
         categorical=categorical,

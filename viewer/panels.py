@@ -34,6 +34,7 @@ class ModelPanel(QtWidgets.QWidget):
     """Shows one model and its neighbours; emits `rowActivated` when a neighbour is double-clicked."""
 
     rowActivated = QtCore.Signal(int)
+    rowHighlighted = QtCore.Signal(int)  # a neighbour row was selected in the table (-1: none)
     kChanged = QtCore.Signal(int)
     copyRequested = QtCore.Signal()
 
@@ -85,6 +86,8 @@ class ModelPanel(QtWidgets.QWidget):
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.table.cellDoubleClicked.connect(self._on_double_click)
+        self.table.currentCellChanged.connect(
+            lambda r, _c, _pr, _pc: self.rowHighlighted.emit(self._rows[r] if 0 <= r < len(self._rows) else -1))
         self.table.setToolTip("Double-click a neighbour to select it")
         layout.addWidget(self.table, 1)
 

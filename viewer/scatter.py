@@ -49,8 +49,6 @@ class MapView(pg.GraphicsLayoutWidget):
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.vb.setBorder(pg.mkPen(200, 200, 200))
-        title_font = QtGui.QFont()
-        title_font.setPointSize(11)
 
         self.traj_item = pg.PlotDataItem(pen=pg.mkPen(60, 60, 60, 170, width=1.6), connect="finite")
         self.traj_ends = pg.ScatterPlotItem(pxMode=True, size=7, symbol="t1", pen=None, brush=(40, 40, 40, 200))
@@ -150,7 +148,6 @@ class MapView(pg.GraphicsLayoutWidget):
             raise KeyError(f"no numeric column {column!r}")
         self.size_by = column
         self.redraw()
-        self._update_overlays()
 
     def set_show_trajectories(self, show: bool) -> None:
         self.show_trajectories = bool(show)
@@ -314,7 +311,12 @@ class MapView(pg.GraphicsLayoutWidget):
         shown = len(self._visible_rows)
         name = EMBEDDING_TITLES.get(self.embedding or "", self.embedding or "")
         what = f"{shown:,} models" if shown == len(data) else f"{shown:,} of {len(data):,} models"
-        return f"{name} map of {what}" + (f" — colour: {self.color_by}" if self.color_by != FAMILY else "")
+        title = f"{name} map of {what}"
+        if self.color_by != FAMILY:
+            title += f" — colour: {self.color_by}"
+        if self.size_by is not None:
+            title += f" — size: {self.size_by}"
+        return title
 
     def _show_legend(self, show: bool) -> None:
         """Put the legend beside the map, or take it out of the layout (for the colour bar)."""
@@ -403,6 +405,14 @@ class MapView(pg.GraphicsLayoutWidget):
             self.pair_label.setText(data.labels[self.pair])
             self.pair_label.setPos(x1, y1)
             self.pair_label.show()
+
+    def highlight(self, row: int) -> None:
+        """Ring one model (e.g. the neighbour chosen in the side panel's table); -1 removes it."""
+        if row < 0 or self.data is None or not np.isfinite(self.coords()[row]).all():
+            self.hover_ring.setData([], [])
+            return
+        x, y = self.coords()[row]
+        self.hover_ring.setData(x=[x], y=[y], size=[self._ring_size(row, 1.6)])
 
     def centre_on(self, row: int) -> None:
         """Centre the view on a model (keeping the zoom, zooming in if the whole map is shown)."""

@@ -17,7 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from pylogmap.errors import PylogmapError
 
-from .data import FAMILY, MEAN_LOGLIK, SIZE, MapData
+from .data import FAMILY, MapData
 from .panels import ModelPanel
 from .scatter import EMBEDDING_TITLES, MapView
 
@@ -55,6 +55,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view.clicked.connect(self._on_click)
         self.view.filtersChanged.connect(self._update_status)
         self.panel.rowActivated.connect(lambda r: self.select_row(r, centre=True))
+        self.panel.rowHighlighted.connect(self.view.highlight)
         self.panel.kChanged.connect(lambda _k: self.select_row(self.view.selected) if self.view.selected >= 0 else None)
         self.panel.copyRequested.connect(self.copy_name)
 

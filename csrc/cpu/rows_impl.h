@@ -23,6 +23,9 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#if defined(__AVX2__) || defined(__AVX512F__) || defined(__F16C__)
+#include <immintrin.h>
+#endif
 
 #include "../kernel_args.h"
 
@@ -42,7 +45,6 @@ typedef float vf __attribute__((vector_size(PYLOGMAP_VEC_BYTES)));
 typedef int32_t vi __attribute__((vector_size(PYLOGMAP_VEC_BYTES)));
 typedef uint32_t vu __attribute__((vector_size(PYLOGMAP_VEC_BYTES)));
 typedef uint16_t vh __attribute__((vector_size(PYLOGMAP_VEC_BYTES / 2)));
-typedef _Float16 vhf __attribute__((vector_size(PYLOGMAP_VEC_BYTES / 2)));
 
 #define PYLOGMAP_INLINE inline __attribute__((always_inline))
 
@@ -91,23 +93,58 @@ struct Load<bf16_t> {
     }
 };
 
-// fp16: the compiler's _Float16 conversion (vcvtph2ps with F16C/AVX-512, exact for every value,
-// subnormals, infinities and NaN included).
+// fp16: the F16C / AVX-512 conversion instruction where the variant has it, else integer bit
+// manipulation (exact for every value: normals, subnormals, infinities, NaN; independent of the
+// FTZ/DAZ flags). No _Float16, which GCC < 12 lacks on x86.
 struct f16_t {
     uint16_t bits;
 };
+
+PYLOGMAP_INLINE float half_to_float(uint16_t h) {
+    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+    const uint32_t em = h & 0x7fffu;  // exponent and mantissa
+    float f;
+    if (em < 0x0400u) {  // zero or subnormal: em * 2^-24, exact in fp32 (a normal number)
+        f = static_cast<float>(em) * 5.9604644775390625e-8f;
+    } else {  // normal: rebias the exponent by 112; inf/NaN: by 224 (exponent 31 -> 255)
+        const uint32_t bits = (em << 13) + (em >= 0x7c00u ? 0x70000000u : 0x38000000u);
+        std::memcpy(&f, &bits, sizeof(f));
+    }
+    uint32_t out;
+    std::memcpy(&out, &f, sizeof(out));
+    out |= sign;
+    std::memcpy(&f, &out, sizeof(f));
+    return f;
+}
+
 template <>
 struct Load<f16_t> {
     static PYLOGMAP_INLINE vf vec(const f16_t* p) {
-        vhf h;
+#if defined(__AVX512F__) && PYLOGMAP_VEC_BYTES == 64
+        __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+        vf r;
+        std::memcpy(&r, &v, sizeof(r));
+        return r;
+#elif defined(__F16C__) && PYLOGMAP_VEC_BYTES == 32
+        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        vf r;
+        std::memcpy(&r, &v, sizeof(r));
+        return r;
+#else
+        vh h;
         std::memcpy(&h, p, sizeof(h));
-        return __builtin_convertvector(h, vf);
+        const vu u = __builtin_convertvector(h, vu);
+        const vu sign = (u & 0x8000u) << 16;
+        const vu em = u & 0x7fffu;
+        const vu zero = u - u;
+        const vu bias = (em >= 0x7c00u) ? zero + 0x70000000u : zero + 0x38000000u;
+        const vu bits = (em << 13) + bias;
+        const vf sub = __builtin_convertvector((vi)em, vf) * 5.9604644775390625e-8f;
+        const vu mag = (em < 0x0400u) ? (vu)sub : bits;
+        return (vf)(mag | sign);
+#endif
     }
-    static PYLOGMAP_INLINE float one(const f16_t* p) {
-        _Float16 h;
-        std::memcpy(&h, p, sizeof(h));
-        return static_cast<float>(h);
-    }
+    static PYLOGMAP_INLINE float one(const f16_t* p) { return half_to_float(p->bits); }
 };
 
 // -------- exp -------------------------------------------------------------------------------
@@ -153,6 +190,35 @@ struct ExpTable {
     }
 };
 
+// tbl[idx mod T] per lane, one instruction
+PYLOGMAP_INLINE vf permute(vf tbl, vi idx) {
+#if defined(__AVX512F__) && PYLOGMAP_VEC_BYTES == 64
+    __m512 t, r;
+    __m512i i;
+    std::memcpy(&t, &tbl, sizeof(t));
+    std::memcpy(&i, &idx, sizeof(i));
+    r = _mm512_permutexvar_ps(i, t);
+#elif defined(__AVX2__) && PYLOGMAP_VEC_BYTES == 32
+    __m256 t, r;
+    __m256i i;
+    std::memcpy(&t, &tbl, sizeof(t));
+    std::memcpy(&i, &idx, sizeof(i));
+    r = _mm256_permutevar8x32_ps(t, i);
+#else
+    vf r;
+    for (int k = 0; k < kW; ++k) r[k] = tbl[idx[k] & (kW - 1)];
+#endif
+    vf out;
+    std::memcpy(&out, &r, sizeof(out));
+    return out;
+}
+
+#if (defined(__AVX512F__) && PYLOGMAP_VEC_BYTES == 64) || (defined(__AVX2__) && PYLOGMAP_VEC_BYTES == 32)
+#define PYLOGMAP_TABLE_EXP 1
+#else
+#define PYLOGMAP_TABLE_EXP 0
+#endif
+
 PYLOGMAP_INLINE vf vexp_table(vf d, const ExpTable& et) {
     constexpr double a = kLn2 / kW;
     const float lo = -126.0f * kW;
@@ -173,9 +239,20 @@ PYLOGMAP_INLINE vf vexp_table(vf d, const ExpTable& et) {
     p = p * r + static_cast<float>(a);
     p = p * r + 1.0f;
     const vi bits = (vi)tq;  // low bits: the integer u rounded to, two's complement modulo 2^22
-    const vf base = __builtin_shuffle(et.tbl, bits);  // uses bits mod T: the table index j
+    const vf base = permute(et.tbl, bits);  // uses bits mod T: the table index j
     const vi scaled = (vi)base + ((bits >> kLogT) << 23);  // times 2^n (n = floor(u / T))
     return (vf)scaled * p;
+}
+
+// The hot loop's exp: the table version where one instruction permutes a register (AVX2,
+// AVX-512), the polynomial one elsewhere (a lane-by-lane table lookup would cost more).
+PYLOGMAP_INLINE vf hot_exp(vf d, const ExpTable& et) {
+#if PYLOGMAP_TABLE_EXP
+    return vexp_table(d, et);
+#else
+    (void)et;
+    return vexp(d);
+#endif
 }
 
 // tanh(u) = 1 - 2 / (exp(2u) + 1): saturates to +-1 for large |u|, -inf -> -1, NaN -> NaN.
@@ -283,7 +360,7 @@ void row(const LogprobArgs& a, const Transform& tr, int64_t r) {
                 __builtin_prefetch(next + k * static_cast<int64_t>(sizeof(T)) + b, 0, 3);
             vf d0 = vload(buf + k) - vm;
             vf d1 = vload(buf + k + kW) - vm;
-            vf e0 = vexp_table(d0, et), e1 = vexp_table(d1, et);
+            vf e0 = hot_exp(d0, et), e1 = hot_exp(d1, et);
             vs0 += e0;
             vs1 += e1;
             if (ENTROPY) {
@@ -296,7 +373,7 @@ void row(const LogprobArgs& a, const Transform& tr, int64_t r) {
         }
         if (k < len_padded) {
             vf d0 = vload(buf + k) - vm;
-            vf e0 = vexp_table(d0, et);
+            vf e0 = hot_exp(d0, et);
             vs0 += e0;
             if (ENTROPY) {
                 d0 = d0 < -104.0f ? splat(-104.0f) : d0;

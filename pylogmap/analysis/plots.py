@@ -40,7 +40,7 @@ def _save(fig, path) -> Path:
 def plot_error_curves(rows: list[dict], path) -> Path:
     """tau1 and tau2 (RMS over seeds) against the mean number of unique texts, per method."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8), layout="constrained")
     methods = sorted({r["method"] for r in rows}, key=["uniform", "ls", "kl"].index)
     for method in methods:
         rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["n_draws"])
@@ -59,28 +59,45 @@ def plot_error_curves(rows: list[dict], path) -> Path:
 
 
 def plot_trajectories(results: list[dict], path) -> Path:
-    """KL between consecutive members (bits/byte when known, else nats) with SE bars, and the
-    diffusion exponent of each start, one line per trajectory."""
+    """One panel per kind present: KL between consecutive checkpoints (against the later step),
+    KL between adjacent layers (against the upper layer), with SE bars (bits/byte when known,
+    else nats per text), and the diffusion exponent of each start (log-likelihood: solid,
+    weights: dashed)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for res in results:
-        steps = np.asarray(res["positions"], dtype=float)
-        unit = "kl_bpb" if "kl_bpb" in res["consecutive"] else "kl_nats"
-        se = "se_bpb" if unit == "kl_bpb" else "se_nats"
-        y = np.asarray(res["consecutive"][unit])
-        e = np.asarray(res["consecutive"][se])
-        axes[0].errorbar(steps[1:], y, yerr=e, marker=".", capsize=2, label=res["name"])
-        for space, style in (("loglik", "-"), ("weights", "--")):
-            d = res.get("diffusion", {}).get(space)
-            if d is not None and len(d["t0"]):
-                axes[1].plot(d["t0"], d["c"], style, marker=".", label=f"{res['name']} ({space})")
-    axes[0].set_xlabel("step / layer (end of the pair)")
-    axes[0].set_ylabel("KL, " + ("bits/byte" if any("kl_bpb" in r["consecutive"] for r in results) else "nats/text"))
-    axes[0].set_yscale("log")
-    axes[1].axhline(1.0, color="grey", lw=0.8)
-    axes[1].set_xlabel("start t0")
-    axes[1].set_ylabel("diffusion exponent c")
-    for ax in axes:
+    ck = [r for r in results if r["kind"] == "checkpoints"]
+    ly = [r for r in results if r["kind"] == "layers"]
+    dif = [r for r in ck if r.get("diffusion")]
+    panels = [p for p, have in (("checkpoints", ck), ("layers", ly), ("diffusion", dif)) if have]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), layout="constrained", squeeze=False)
+    axes = dict(zip(panels, axes[0]))
+    for kind, group, xlabel in (("checkpoints", ck, "step (end of the pair)"), ("layers", ly, "layer (upper of the pair)")):
+        if kind not in axes:
+            continue
+        ax = axes[kind]
+        bpb = all("kl_bpb" in r["consecutive"] for r in group)
+        for res in group:
+            pos = np.asarray(res["positions"], dtype=float)
+            c = res["consecutive"]
+            y = np.asarray(c["kl_bpb"] if bpb else c["kl_nats"])
+            e = np.asarray(c["se_bpb"] if bpb else c["se_nats"])
+            label = res["name"] + (f"@{res['revision']}" if res.get("revision") else "")
+            ax.errorbar(pos[1:], y, yerr=e, marker=".", capsize=2, label=label)
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("KL, " + ("bits/byte" if bpb else "nats/text"))
+        ax.set_title("consecutive checkpoints" if kind == "checkpoints" else "adjacent layers (logit lens)")
+    if "diffusion" in axes:
+        ax = axes["diffusion"]
+        for res in dif:
+            for space, style in (("loglik", "-"), ("weights", "--")):
+                d = res["diffusion"].get(space)
+                if d is not None and len(d["t0"]):
+                    ax.plot(d["t0"], d["c"], style, marker=".", label=f"{res['name']} ({space})")
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_xlabel("start step t0")
+        ax.set_ylabel("diffusion exponent c")
+        ax.set_title("log D = c log(t - t0) + b")
+    for ax in axes.values():
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, path)
@@ -89,7 +106,7 @@ def plot_trajectories(results: list[dict], path) -> Path:
 def plot_interpolation(ab: np.ndarray, weight_xy: np.ndarray, loglik_xy: np.ndarray, path, disparity=None) -> Path:
     """The weight grid and the log-likelihood grid (PCA, Procrustes-aligned), side by side."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
     for ax, xy, title in ((axes[0], weight_xy, "weights"), (axes[1], loglik_xy, "log-likelihood (PCA)")):
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=ab[:, 0], cmap="viridis", s=30 + 80 * (ab[:, 1] - ab[:, 1].min()))
         for (a, b), (x, y) in zip(ab, xy):

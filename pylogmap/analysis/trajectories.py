@@ -46,6 +46,7 @@ class Trajectory:
     positions: np.ndarray
     labels: list[str] = field(default_factory=list)
     revision: str = ""
+    skipped: list[str] = field(default_factory=list)
 
 
 def _checkpoint_step(name: str, revision: str, step: int) -> tuple[str, int | None]:
@@ -76,8 +77,10 @@ def group_trajectories(
     `steps` is the stored training step per row (-1 = unknown); when unknown, it is read from a
     revision such as `step1000` / `1000` / `checkpoint-1000` or a folder name ending in
     `checkpoint-1000`. A checkpoint group in which some member has no step is an error (the
-    order would be a guess). `model` keeps only trajectories whose name equals it (or whose
-    label starts with it).
+    order would be a guess) when none or only one of them has a step; when at least two do, the
+    members without one (e.g. the final model scored at the default revision) are left out and
+    listed in `Trajectory.skipped`. `model` keeps only trajectories whose name equals it (or
+    whose label starts with it).
     """
     n = len(names)
     steps = [-1] * n if steps is None else [int(s) for s in steps]
@@ -109,7 +112,9 @@ def group_trajectories(
         if len(members) < 2:
             continue
         missing = [labels[i] for i, st in members if st is None]
-        if missing:
+        if missing and len(members) - len(missing) >= 2:
+            members = [m for m in members if m[1] is not None]
+        elif missing:
             raise PylogmapError(
                 f"checkpoints of {key} have no step number: {', '.join(missing[:5])}"
                 f"{' ...' if len(missing) > 5 else ''}; name the revisions stepN (or folders "
@@ -123,7 +128,7 @@ def group_trajectories(
                 f"checkpoints of {key} repeat step(s) {dup[:5]}; remove the duplicate rows."
             )
         rows = np.array([m[0] for m in members])
-        out.append(Trajectory(key, "checkpoints", rows, pos, [labels[i] for i in rows]))
+        out.append(Trajectory(key, "checkpoints", rows, pos, [labels[i] for i in rows], skipped=missing))
 
     if model is not None:
         out = [t for t in out if t.name == model or any(lb.startswith(model) for lb in t.labels)]
@@ -337,6 +342,7 @@ def trajectories_map(
             "kind": t.kind,
             "revision": t.revision,
             "labels": t.labels,
+            "skipped": t.skipped,
             "positions": t.positions,
             "consecutive": consecutive_kl(Lt, mean_bytes),
             "diffusion": {},

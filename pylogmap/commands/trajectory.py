@@ -58,6 +58,8 @@ def run(args) -> int:
         c = t["consecutive"]
         unit = "step" if t["kind"] == "checkpoints" else "layer"
         print(f"\n{t['name']}{'@' + t['revision'] if t['revision'] else ''}: {len(t['labels'])} {t['kind']}")
+        if t["skipped"]:
+            print(f"(left out, no step number: {', '.join(t['skipped'])})")
         print_table(
             [f"from {unit}", f"to {unit}", "KL bits/byte", "SE", "KL nats/text", "SE"],
             [[int(t["positions"][k]), int(t["positions"][k + 1]), c["kl_bpb"][k], c["se_bpb"][k],

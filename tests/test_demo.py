@@ -1,0 +1,323 @@
+"""`pylogmap demo -o DIR --quick --no-view` end to end, and the claims of its report.
+
+The demo runs once per module as a real subprocess (the command a user types). Its report's
+numbers are then recomputed here independently -- numpy on the raw matrix read with plain h5py,
+and Hugging Face's own loss for a few entries of L -- and the file is checked against
+docs/format.md by a validator written from that page (not by the store that wrote it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+h5py = pytest.importorskip("h5py")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+
+import pylogmap  # noqa: E402
+
+FINETUNES = ("llama-s0-folio1", "llama-s0-folio2")
+BASE = "llama-s0"
+TRAJECTORY = ["neox-s0-step15", "neox-s0-step30", "neox-s0-step45", "neox-s0-step60"]
+LENS = "llama-s1"
+
+
+def run_demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`python -m pylogmap demo` in a fresh process, importing the same pylogmap as this test
+    (the installed package in CI, the source tree in a checkout), from a neutral folder."""
+    env = dict(os.environ)
+    package_parent = str(Path(pylogmap.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([package_parent, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    env["HF_HUB_OFFLINE"] = "1"  # the demo must never need the network
+    return subprocess.run(
+        [sys.executable, "-m", "pylogmap", "demo", "-o", str(out), "--quick", "--no-view", *extra],
+        capture_output=True, text=True, env=env, cwd=out.parent, timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "demo-out"
+    proc = run_demo(out)
+    assert proc.returncode == 0, f"demo failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    report = json.loads((out / "report.json").read_text())
+    return out, proc, report
+
+
+def clipped(f) -> tuple[np.ndarray, list[str], float]:
+    """L of the map's rows (float64), clipped at the stored tau, and the row labels."""
+    L = f["loglik"][...].astype(np.float64)
+    tau = float(f["map"].attrs["tau"])
+    return np.maximum(L, tau), labels_of(f), tau
+
+
+def labels_of(f) -> list[str]:
+    names = f["models/name"].asstr()[...]
+    revs = f["models/revision"].asstr()[...]
+    layers = f["models/layer"][...]
+    return [n + (f"@{r}" if r else "") + (f"#L{lay}" if lay >= 0 else "") for n, r, lay in zip(names, revs, layers)]
+
+
+def kl_reference(a: np.ndarray, b: np.ndarray) -> float:
+    """method.md 3: KL ~ Var_k(L_a - L_b) / 2 (population variance), nats per text."""
+    return float(np.var(a - b) / 2)
+
+
+# ------------------------------------------------------------------------------------ the command
+
+
+def test_outputs_exist_and_progress_is_shown(demo):
+    out, proc, _ = demo
+    assert (out / "map.h5").is_file() and (out / "texts.jsonl").is_file()
+    png = (out / "map.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert width >= 800 and height >= 500
+    for stage in range(1, 7):
+        assert f"[{stage}/6]" in proc.stdout
+    assert "shrinks as training goes on" in proc.stdout
+    assert "nearest is its base or a sibling fine-tune" in proc.stdout
+
+
+def test_map_file_validates_against_the_documented_format(demo):
+    out, _, _ = demo
+    validate_map_file(out / "map.h5")
+
+
+def test_rows_are_the_zoo_and_the_logit_lens(demo):
+    out, _, report = demo
+    with h5py.File(out / "map.h5", "r") as f:
+        labels = labels_of(f)
+        status = f["models/status"].asstr()[...]
+        arch = dict(zip(labels, f["models/architecture"].asstr()[...]))
+        ann = {k: f["annotations"][k] for k in f["annotations"]}
+        kind = dict(zip(labels, ann["kind"].asstr()[...]))
+    expected = {"gpt2-s0", "gpt2-s1", "llama-s0", "llama-s1", "neox-s1", *FINETUNES, *TRAJECTORY}
+    expected |= {f"{LENS}#L{i}" for i in range(4)}  # 3 layers: embeddings (0) ... last (3)
+    assert set(labels) == expected and (status == "ok").all()
+    assert {arch[x] for x in labels} == {"GPT2LMHeadModel", "LlamaForCausalLM", "GPTNeoXForCausalLM"}
+    assert kind["llama-s0-folio1"] == "finetune" and kind[f"{LENS}#L0"] == "logit lens"
+    assert report["n_models"] == len(expected) and report["corpus"] in ("shakespeare", "python-stdlib")
+
+
+def test_text_set_is_the_recipe_on_held_out_text(demo):
+    out, _, _ = demo
+    from pylogmap import zoo
+
+    with h5py.File(out / "map.h5", "r") as f:
+        texts = list(f["texts/text"].asstr()[...])
+        sources = set(f["texts/source"].asstr()[...])
+        recipe = json.loads(f["texts"].attrs["recipe"])
+    assert len(texts) == recipe["sample_size"] == 100
+    assert recipe["seed"] == 42 and recipe["max_bytes"] == 512 and recipe["min_bytes"] == 256
+    assert all(256 < len(t.encode("utf-8")) <= 512 for t in texts)
+    corpus = zoo.load_corpus()
+    held_out = {d.source for d in corpus.heldout}
+    assert sources <= held_out, "texts must come from the held-out slice only"
+    assert not sources & {d.source for d in corpus.train + corpus.finetune}
+
+
+# ------------------------------------------------------------------------------- the report's claims
+
+
+def test_finetune_nearest_neighbour_is_base_or_sibling(demo):
+    out, _, report = demo
+    with h5py.File(out / "map.h5", "r") as f:
+        L, labels, _ = clipped(f)
+        n_bytes = f["texts/n_bytes"][...]
+    row = {label: i for i, label in enumerate(labels)}
+    for ft in report["finetunes"]:
+        i = row[ft["model"]]
+        kl = np.array([kl_reference(L[i], L[j]) if j != i else np.inf for j in range(len(L))])
+        nearest = labels[int(np.argmin(kl))]
+        family = {BASE, *FINETUNES} - {ft["model"]}
+        # the lens rows of another model are never a fine-tune's family; its base's rows are
+        assert nearest in family, f"{ft['model']}: nearest by brute force is {nearest}"
+        assert ft["nearest"] == nearest and ft["nearest_is_base_or_sibling"]
+        first = ft["neighbors"][0]
+        assert first["kl_nats"] == pytest.approx(kl.min(), rel=1e-5)
+        bpb = kl.min() / (n_bytes.mean() * math.log(2))
+        assert first["kl_bits_per_byte"] == pytest.approx(bpb, rel=1e-5)
+        assert ft["kl_to_base"]["kl_nats"] == pytest.approx(kl[row[BASE]], rel=1e-5)
+        # the nearest neighbour is nearer than every model of another architecture
+        others = [row[x] for x in labels if x.startswith(("gpt2", "neox"))]
+        assert kl.min() < kl[others].min()
+
+
+def test_kl_between_consecutive_checkpoints_shrinks(demo):
+    out, _, report = demo
+    traj = report["trajectory"]
+    assert traj["labels"] == TRAJECTORY and traj["positions"] == [15, 30, 45, 60]
+    with h5py.File(out / "map.h5", "r") as f:
+        L, labels, _ = clipped(f)
+    rows = [labels.index(x) for x in TRAJECTORY]
+    reference = [kl_reference(L[a], L[b]) for a, b in zip(rows, rows[1:])]
+    np.testing.assert_allclose(traj["kl_nats"], reference, rtol=1e-6)
+    assert reference[-1] < reference[0] and traj["shrinks"]
+    # shrinking by more than the noise: the first step's KL exceeds the last by 3 of their SEs
+    se = traj["se_nats"]
+    assert reference[0] - reference[-1] > 3 * math.hypot(se[0], se[-1])
+
+
+def test_logit_lens_last_layer_is_the_model_itself(demo):
+    out, _, report = demo
+    with h5py.File(out / "map.h5", "r") as f:
+        raw = f["loglik"][...].astype(np.float64)
+        labels = labels_of(f)
+    own, last = raw[labels.index(LENS)], raw[labels.index(f"{LENS}#L3")]
+    np.testing.assert_allclose(last, own, rtol=1e-6, atol=1e-3)
+    layers = report["layers"]
+    assert layers["name"] == LENS and layers["positions"] == [0, 1, 2, 3]
+    mean = [raw[labels.index(f"{LENS}#L{i}")].mean() for i in range(4)]
+    assert mean[0] < mean[-1], "the last layer predicts better than the embeddings alone"
+
+
+def test_loglik_entries_match_hugging_face_loss(demo):
+    """A few entries of L against transformers' own cross-entropy (float64 sum of its mean):
+    one model whose tokenizer adds a BOS (Llama) and one without (GPT-2)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out, _, _ = demo
+    with h5py.File(out / "map.h5", "r") as f:
+        labels = labels_of(f)
+        texts = f["texts/text"].asstr()[...]
+        L = f["loglik"][...]
+        ntok = f["ntokens"][...]
+    for name in ("llama-s0", "gpt2-s1"):
+        folder = out / "models-quick" / name
+        tok = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        i = labels.index(name)
+        for k in (0, 7, 42):
+            ids = tok(texts[k], return_tensors="pt")["input_ids"]
+            assert (ids[0, 0].item() == tok.bos_token_id) == name.startswith("llama")
+            with torch.no_grad():
+                loss = model(input_ids=ids, labels=ids).loss.double().item()
+            n = ids.shape[1] - 1  # the first token is not scored
+            assert ntok[i, k] == n
+            # float32 storage of a ~1e3 value and float32 logits: 1e-3 nats plus 1e-5 relative
+            assert L[i, k] == pytest.approx(-loss * n, abs=1e-3 + 1e-5 * abs(L[i, k])), (name, k)
+
+
+def test_rerun_resumes_instead_of_starting_over(demo):
+    out, _, _ = demo
+    with h5py.File(out / "map.h5", "r") as f:
+        before = f["loglik"][...]
+    proc = run_demo(out, "-q")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "0 runs trained" in proc.stdout and "trained gpt2" not in proc.stdout
+    with h5py.File(out / "map.h5", "r") as f:
+        after = f["loglik"][...]
+    np.testing.assert_array_equal(after, before)
+
+
+def test_foreign_map_file_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "map.h5").write_bytes(b"not a map, somebody's file")
+    proc = run_demo(out)
+    assert proc.returncode == 2
+    assert "map.h5 exists and is not a map of this demo's text set" in proc.stderr
+    assert "-o DIR" in proc.stderr and "Traceback" not in proc.stderr
+    assert (out / "map.h5").read_bytes() == b"not a map, somebody's file"
+    assert not (out / "models-quick").exists(), "nothing may be trained before the check"
+
+
+def test_output_that_is_a_file_is_refused(tmp_path):
+    target = tmp_path / "out"
+    target.write_text("a file")
+    proc = run_demo(target)
+    assert proc.returncode == 2 and "is a file, not a folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------- docs/format.md validator
+
+
+def validate_map_file(path: Path) -> None:
+    """Check a map file against docs/format.md (format version 1) with plain h5py."""
+    import hashlib
+
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format"] == "pylogmap" and int(f.attrs["format_version"]) == 1
+        assert str(f.attrs["created_by"]).startswith("pylogmap ")
+        assert int(f.attrs["commit_seq"]) >= 1
+
+        t = f["texts"]
+        texts = t["text"].asstr()[...]
+        N = len(texts)
+        for name in ("n_bytes", "source", "meta"):
+            assert t[name].shape == (N,), name
+        assert t["n_bytes"].dtype == np.int64
+        assert [len(x.encode("utf-8")) for x in texts] == list(t["n_bytes"][...])
+        for m in t["meta"].asstr()[...]:
+            assert isinstance(json.loads(m), dict)
+        recipe = json.loads(t.attrs["recipe"])
+        assert {"max_bytes", "min_bytes", "sample_size", "pool_size", "seed"} <= set(recipe)
+        # the text-set hash, recomputed from the page's definition
+        h = hashlib.sha256(b"pylogmap-texts-v1\n")
+        for x in texts:
+            b = x.encode("utf-8")
+            h.update(struct.pack("<Q", len(b)) + b)
+        h.update(b"count" + struct.pack("<Q", N))
+        assert f.attrs["text_set_hash"] == t.attrs["hash"] == "sha256:" + h.hexdigest()
+
+        columns = {"name": "str", "revision": "str", "layer": np.int32, "step": np.int64, "status": "str",
+                   "error": "str", "dtype": "str", "architecture": "str", "n_params": np.int64,
+                   "tokenizer": "str", "max_length": np.int32, "n_truncated": np.int32,
+                   "wall_time_s": np.float64, "tokens_per_s": np.float64, "meta": "str"}
+        M = f["models/name"].shape[0]
+        for col, dtype in columns.items():
+            ds = f["models"][col]
+            assert ds.shape == (M,) and ds.maxshape == (None,), col
+            if dtype == "str":
+                assert h5py.check_string_dtype(ds.dtype) is not None, col
+            else:
+                assert ds.dtype == dtype, (col, ds.dtype)
+        keys = list(zip(f["models/name"].asstr()[...], f["models/revision"].asstr()[...], f["models/layer"][...]))
+        assert len(set(keys)) == M, "row keys must be unique"
+        status = f["models/status"].asstr()[...]
+        assert set(status) <= {"ok", "failed"}
+        for m in f["models/meta"].asstr()[...]:
+            assert isinstance(json.loads(m), dict)
+
+        for name, dtype in (("loglik", np.float32), ("ntokens", np.int32), ("truncated", np.bool_)):
+            ds = f[name]
+            assert ds.shape == (M, N) and ds.dtype == dtype and ds.maxshape[0] is None, name
+            assert ds.fletcher32, f"/{name} must carry checksums"
+        L, ntok, trunc = f["loglik"][...], f["ntokens"][...], f["truncated"][...]
+        ok = status == "ok"
+        assert np.isfinite(L[ok]).all() and (L[ok] < 0).all(), "log-likelihoods of scored rows are finite, < 0"
+        assert (ntok[ok] >= 1).all() and (f["models/n_truncated"][...][ok] == trunc[ok].sum(axis=1)).all()
+        assert np.isnan(L[~ok]).all() and (ntok[~ok] == -1).all()
+
+        for name, ds in f["annotations"].items():
+            assert ds.shape == (M,), name
+            assert ds.dtype == np.float64 or h5py.check_string_dtype(ds.dtype) is not None, name
+
+        mp = f["map"]
+        assert {"tau", "rows_hash", "n_used"} <= set(mp.attrs)
+        used = mp["used"][...]
+        assert used.shape == (M,) and used.dtype == np.bool_ and int(mp.attrs["n_used"]) == used.sum()
+        assert mp["mean_loglik"].shape == (M,) and mp["mean_loglik"].dtype == np.float64
+        for emb in ("tsne", "pca"):
+            xy = mp[emb][...]
+            assert xy.shape == (M, 2) and xy.dtype == np.float32
+            assert np.isfinite(xy[used]).all() and np.isnan(xy[~used]).all()
+        k = mp["neighbors/index"].shape[1]
+        for name in ("index", "kl_nats", "se_nats"):
+            assert mp[f"neighbors/{name}"].shape == (M, k)
+        # the documented clip threshold: the 2 % quantile of the used rows
+        assert float(mp.attrs["tau"]) == pytest.approx(np.quantile(L[used].astype(np.float64), 0.02), rel=1e-6)
