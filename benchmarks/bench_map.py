@@ -19,7 +19,9 @@ rows and marked "(extrapolated)": the exact all-vs-all cost is K^2 N whatever th
 Examples:
   python benchmarks/bench_map.py                          # K = 1k, 10k; N = 10k; t-SNE 1k, 10k
   python benchmarks/bench_map.py --models 1000 --tsne 1000 --texts 2000   # quick
-  python benchmarks/bench_map.py --models 100000 --tsne none   # needs ~6 GB of memory
+  python benchmarks/bench_map.py --models 100000 --texts 1000 --tsne none --kinds numpy,ivf-pca
+      # 100k models scaled to N = 1000 texts (as run for BENCHMARKS.md on 2 shared cores);
+      # N = 10000 works the same way (Q is 4 GB, ~6 GB peak) but takes about 10x longer
 Prints a markdown table.
 """
 
