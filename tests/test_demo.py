@@ -26,25 +26,33 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
 import pylogmap  # noqa: E402
+import pylogmap.errors  # noqa: E402
 
 FINETUNES = ("llama-s0-folio1", "llama-s0-folio2")
 BASE = "llama-s0"
-TRAJECTORY = ["neox-s0-step15", "neox-s0-step30", "neox-s0-step45", "neox-s0-step60"]
+TRAJECTORY = ["neox-s0-step12", "neox-s0-step24", "neox-s0-step36", "neox-s0-step48"]
 LENS = "llama-s1"
 
 
-def run_demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_demo(out: Path, *extra: str, no_view: bool = True) -> subprocess.CompletedProcess:
     """`python -m pylogmap demo` in a fresh process, importing the same pylogmap as this test
-    (the installed package in CI, the source tree in a checkout), from a neutral folder."""
+    (the installed package in CI, the source tree in a checkout), from a neutral folder.
+
+    With `no_view=False` the process has no display at all (no DISPLAY, no Qt platform), so the
+    demo must fall back to writing the screenshot instead of opening a window."""
     env = dict(os.environ)
     package_parent = str(Path(pylogmap.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([package_parent, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.setdefault("QT_QPA_PLATFORM", "offscreen")
     env["HF_HUB_OFFLINE"] = "1"  # the demo must never need the network
-    return subprocess.run(
-        [sys.executable, "-m", "pylogmap", "demo", "-o", str(out), "--quick", "--no-view", *extra],
-        capture_output=True, text=True, env=env, cwd=out.parent, timeout=900,
-    )
+    if no_view:
+        env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    else:
+        for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+            env.pop(var, None)
+    command = [sys.executable, "-m", "pylogmap", "demo", "-o", str(out), "--quick", *extra]
+    if no_view:
+        command.append("--no-view")
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=out.parent, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +167,7 @@ def test_finetune_nearest_neighbour_is_base_or_sibling(demo):
 def test_kl_between_consecutive_checkpoints_shrinks(demo):
     out, _, report = demo
     traj = report["trajectory"]
-    assert traj["labels"] == TRAJECTORY and traj["positions"] == [15, 30, 45, 60]
+    assert traj["labels"] == TRAJECTORY and traj["positions"] == [12, 24, 36, 48]
     with h5py.File(out / "map.h5", "r") as f:
         L, labels, _ = clipped(f)
     rows = [labels.index(x) for x in TRAJECTORY]
@@ -213,12 +221,17 @@ def test_loglik_entries_match_hugging_face_loss(demo):
 
 
 def test_rerun_resumes_instead_of_starting_over(demo):
+    """A second run reuses every model and row; without a display it writes the PNG instead of
+    opening the viewer."""
     out, _, _ = demo
     with h5py.File(out / "map.h5", "r") as f:
         before = f["loglik"][...]
-    proc = run_demo(out, "-q")
+    (out / "map.png").unlink()
+    proc = run_demo(out, no_view=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "0 runs trained" in proc.stdout and "trained gpt2" not in proc.stdout
+    assert "already scored" in proc.stderr
+    assert "no display here" in proc.stdout and (out / "map.png").is_file()
     with h5py.File(out / "map.h5", "r") as f:
         after = f["loglik"][...]
     np.testing.assert_array_equal(after, before)
@@ -234,6 +247,28 @@ def test_foreign_map_file_is_refused_before_any_work(tmp_path):
     assert "-o DIR" in proc.stderr and "Traceback" not in proc.stderr
     assert (out / "map.h5").read_bytes() == b"not a map, somebody's file"
     assert not (out / "models-quick").exists(), "nothing may be trained before the check"
+
+
+def test_a_map_of_another_demo_size_is_replaced_a_foreign_one_kept(tmp_path):
+    """--quick then a full run in the same DIR: the demo replaces its own map of the other text
+    set (remembered in DIR/demo.json before scoring), and refuses any other map."""
+    from pylogmap import demo
+    from pylogmap.store import MapFile
+    from pylogmap.texts import TextSet
+
+    quick = TextSet.from_texts(["one text of the quick set", "another"])
+    full = TextSet.from_texts(["a text of the full set", "and one more"])
+    state, path = tmp_path / "demo.json", tmp_path / "map.h5"
+    MapFile.create(path, quick).close()
+    with pytest.raises(pylogmap.errors.PylogmapError, match="not a map of this demo's text set"):
+        demo._prepare_map_path(path, full, state, log=lambda _: None)
+    demo._remember_text_hash(state, quick.hash)
+    assert demo._prepare_map_path(path, quick, state, log=lambda _: None) is False
+    lines: list[str] = []
+    assert demo._prepare_map_path(path, full, state, log=lines.append) is True
+    assert "replacing" in lines[0]
+    demo._remember_text_hash(state, full.hash)
+    assert demo._demo_text_hashes(state) == [quick.hash, full.hash]
 
 
 def test_output_that_is_a_file_is_refused(tmp_path):

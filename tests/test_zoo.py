@@ -6,6 +6,7 @@ kilobytes of text so the file runs in seconds; `test_demo.py` exercises the real
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -22,7 +23,7 @@ def micro_config(**overrides) -> zoo.ZooConfig:
     settings = dict(
         quick=True, vocab_size=300, d_model=32, n_heads=2, n_layers={"gpt2": 1, "llama": 2, "neox": 1},
         max_positions=64, seq_len=32, batch_size=2, seeds=(0,), steps=6, n_checkpoints=3,
-        n_finetunes=2, finetune_steps=2, pretrained=False,
+        n_finetunes=2, finetune_steps=2, pretrained=False, workers=1,
     )
     settings.update(overrides)
     return zoo.ZooConfig(**settings)
@@ -226,8 +227,12 @@ def test_rerun_reuses_and_rebuild_is_identical(built, corpus, tmp_path):
     assert any("trained gpt2-s0" in line for line in lines) and "1 runs trained" in lines[-1]
     assert not victim.with_name(victim.name + ".tmp").exists()
 
-    # A second zoo built from scratch elsewhere has bit-identical weights.
-    other = zoo.build_zoo(tmp_path / "again", config=result.config, corpus=corpus, progress=False, log=lambda _: None)
+    # A second zoo built from scratch elsewhere, by two worker processes instead of this one,
+    # has bit-identical weights (each run is seeded on its own and trains on one thread).
+    two = dataclasses.replace(result.config, workers=2)
+    lines.clear()
+    other = zoo.build_zoo(tmp_path / "again", config=two, corpus=corpus, progress=False, log=lines.append)
+    assert any("on 2 processes" in line for line in lines), lines
     from safetensors.numpy import load_file
 
     for a, b in zip(result.models, other.models):
