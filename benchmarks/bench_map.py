@@ -19,7 +19,9 @@ rows and marked "(extrapolated)": the exact all-vs-all cost is K^2 N whatever th
 Examples:
   python benchmarks/bench_map.py                          # K = 1k, 10k; N = 10k; t-SNE 1k, 10k
   python benchmarks/bench_map.py --models 1000 --tsne 1000 --texts 2000   # quick
-  python benchmarks/bench_map.py --models 100000 --tsne none   # needs ~6 GB of memory
+  python benchmarks/bench_map.py --models 100000 --texts 1000 --tsne none --kinds numpy,ivf-pca
+      # 100k models scaled to N = 1000 texts (as run for BENCHMARKS.md on 2 shared cores);
+      # N = 10000 works the same way (Q is 4 GB, ~6 GB peak) but takes about 10x longer
 Prints a markdown table.
 """
 
@@ -142,14 +144,20 @@ def knn_published(Q: np.ndarray, k: int) -> np.ndarray:
 
 def bench_pairwise(Q, rows_limit, rows_out):
     K, N = Q.shape
-    n_rows = K if K <= rows_limit else min(K, 2048)
-    done = 0
+    if K <= rows_limit:
+        with Measure() as m:
+            P = geometry.pairwise_kl(Q)
+        del P
+        rows_out.append(("all-pairs KL", "pylogmap pairwise_kl (symmetric blocks, float64)", K, N, m.seconds, m.cpu,
+                         m.peak, False))
+    # streaming (iter_pairwise_kl): the way to go through all pairs of a map too big for a K x K result
+    n_rows = min(K, 2048)
     with Measure() as m:
         for r, blk in geometry.iter_pairwise_kl(Q, np.arange(n_rows)):
-            done += r.size
             float(blk[0, 0])
     scale = K / n_rows
-    rows_out.append(("all-pairs KL", "pylogmap blockwise float64", K, N, m.seconds * scale, m.cpu * scale, m.peak, scale > 1))
+    rows_out.append(("all-pairs KL", "pylogmap iter_pairwise_kl (streamed row blocks, float64)", K, N, m.seconds * scale,
+                     m.cpu * scale, m.peak, scale > 1))
     if K <= rows_limit:
         with Measure() as mp:
             P = pairwise_published(Q)
@@ -180,10 +188,13 @@ def bench_knn(Q, k, rows_limit, rows_out, kinds, recall_queries=200):
         if kind == "ivf-pca":
             rng = np.random.default_rng(1)
             qs = np.sort(rng.choice(K, size=min(recall_queries, K), replace=False))
-            ref, _ = neighbors.brute_force_neighbors(Q, k, qs)
+            ref, ref_d = neighbors.brute_force_neighbors(Q, k, qs)
             rec = neighbors.recall(idx[qs], ref)
+            _, got_d = neighbors.nearest_neighbors(Q, k, index="ivf-pca", gpu="auto", queries=qs)
+            ratio = float(np.mean(got_d[:, -1] / ref_d[:, -1]))
             p = neighbors.ApproxParams().resolved(K, N)
-            label = f"ivf-pca (PCA{p['pca_dim']}, IVF{p['nlist']}, nprobe {p['nprobe']}; recall@{k} {rec:.3f})"
+            label = (f"ivf-pca (PCA{p['pca_dim']}, IVF{p['nlist']}, nprobe {p['nprobe']}; recall@{k} {rec:.3f}, "
+                     f"k-th KL x{ratio:.3f})")
         elif exact_ref is None:
             exact_ref = idx
         rows_out.append((f"k-NN k={k}", label, K, N, m.seconds, m.cpu, m.peak, False))

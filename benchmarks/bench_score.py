@@ -251,7 +251,17 @@ def smollm2(folder, n_texts):
     gguf = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     loaded = models.load_model(str(gguf), device="cpu", dtype="fp32")
     ids = scoring.tokenize_texts(loaded.tokenizer, passages(n_texts))
-    loaded.model.save_pretrained(folder)
+    # a GGUF-loaded model refuses save_pretrained: copy its dequantised weights into a plain one
+    import copy
+
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(loaded.model.config)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(loaded.model.state_dict())
+    plain.save_pretrained(folder)
     return str(folder), ids
 
 

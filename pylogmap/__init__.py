@@ -5,8 +5,6 @@ resolved lazily, so the map side (store, geometry, neighbours, viewer) works on 
 machine without torch or a GPU.
 """
 
-from __future__ import annotations
-
 import importlib
 from pathlib import Path
 

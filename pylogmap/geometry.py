@@ -257,24 +257,20 @@ def bits_per_byte_scale(n_texts: int, mean_bytes: float) -> float:
 
 
 def kl_moments(d: np.ndarray, *, second_only: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Central moments m2, m4 of d over its last axis, accumulated in float64.
+    """Central moments m2, m4 of d over its last axis, in float64.
 
-    d keeps its dtype (float32 differences of float32 rows are exact up to one rounding, and
-    halve the memory traffic); the mean is removed first (two passes), so there is no
-    cancellation whatever the offset between the two rows. ``second_only`` skips m4.
+    One float64 copy of d, its mean removed (so there is no cancellation whatever the offset
+    between the two rows), then sums of products over the last axis. ``second_only`` skips m4.
     """
-    d = np.asarray(d)
-    if not np.issubdtype(d.dtype, np.floating):
-        d = d.astype(np.float64)
-    mean = d.mean(axis=-1, keepdims=True, dtype=np.float64)
-    c = d - mean.astype(d.dtype)
-    mean_c = c.mean(axis=-1, keepdims=True, dtype=np.float64)  # rounding left by the first pass
-    c2 = np.square(c)
-    m2 = c2.mean(axis=-1, dtype=np.float64) - np.square(mean_c[..., 0])
+    c = np.array(d, dtype=np.float64)  # always a copy: the caller's array is never modified
+    n = c.shape[-1]
+    c -= c.mean(axis=-1, keepdims=True)
+    sub = "...n,...n->..."
+    m2 = np.einsum(sub, c, c) / n
     if second_only:
         return m2, None
-    np.square(c2, out=c2)
-    m4 = c2.mean(axis=-1, dtype=np.float64)
+    np.square(c, out=c)
+    m4 = np.einsum(sub, c, c) / n
     return m2, m4
 
 
@@ -437,11 +433,54 @@ def pairwise_kl(X: np.ndarray, rows=None, *, block: int | None = None, dtype=np.
             f"the all-pairs KL matrix for {n_rows} x {K} models would take {need / 2**30:.1f} GiB; "
             "pass rows=[...] for a subset or iterate geometry.iter_pairwise_kl block by block."
         )
+    if rows is None:
+        return _pairwise_kl_symmetric(X, block=block, dtype=dtype)
     out = np.empty((n_rows, K), dtype=np.float64)
     pos = 0
     for r, blk in iter_pairwise_kl(X, rows, block=block, dtype=dtype):
         out[pos : pos + r.size] = blk
         pos += r.size
+    return out
+
+
+def _pairwise_kl_symmetric(X: np.ndarray, *, block: int | None = None, dtype=np.float64) -> np.ndarray:
+    """All pairs, using the symmetry: only blocks on and above the diagonal are multiplied
+    (half the flops of row-by-row streaming), each written to both triangles."""
+    if len(X.shape) != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise PylogmapError(f"X must be a non-empty 2-D matrix [models, texts]; got shape {X.shape}.")
+    K, N = X.shape
+    if block is None:
+        block = _row_blocks(K, N, 8, _SCRATCH_BYTES * 2)
+    block = max(1, int(block))
+    out = np.empty((K, K), dtype=np.float64)
+    sq = np.empty(K, dtype=np.float64)
+    starts = list(range(0, K, block))
+    for a0 in starts:
+        A = _centred_block(X, a0, a0 + block, np.float64)
+        if not np.isfinite(A).all():
+            raise PylogmapError(
+                "X contains NaN or infinite entries; select the finished rows first "
+                "(geometry.select_rows) so that unscored or failed models are left out."
+            )
+        sq[a0 : a0 + block] = np.einsum("ij,ij->i", A, A)
+    for a0 in starts:
+        a1 = min(a0 + block, K)
+        A = _centred_block(X, a0, a1, dtype)
+        for b0 in starts:
+            if b0 < a0:
+                continue
+            b1 = min(b0 + block, K)
+            B = A if b0 == a0 else _centred_block(X, b0, b1, dtype)
+            g = np.asarray(A @ B.T, dtype=np.float64)
+            g *= -2.0
+            g += sq[a0:a1, None]
+            g += sq[None, b0:b1]
+            np.maximum(g, 0.0, out=g)
+            g /= 2.0 * N
+            out[a0:a1, b0:b1] = g
+            if b0 != a0:
+                out[b0:b1, a0:a1] = g.T
+    np.fill_diagonal(out, 0.0)
     return out
 
 

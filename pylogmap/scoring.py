@@ -483,11 +483,20 @@ class JobResult:
         return self.error is None
 
     def keys(self) -> list[tuple[str, str, int]]:
-        layers = self.layers if self.layers is not None else [-1]
+        """Row keys of this result. A lens job over "all" layers that failed before its depth was
+        known is recorded under layer 0 (see `_all_layers_done`)."""
+        if self.layers is not None:
+            layers = list(self.layers)
+        elif self.job.layers is None:
+            layers = [-1]
+        elif isinstance(self.job.layers, str):
+            layers = [0]
+        else:
+            layers = list(dict.fromkeys(self.job.layers))
         return [(self.job.spec, self.job.revision, layer) for layer in layers]
 
 
-def job_keys(job: ScoreJob, n_layers_hint: int | None = None) -> list[tuple[str, str, int]] | None:
+def job_keys(job: ScoreJob) -> list[tuple[str, str, int]] | None:
     """Row keys a job will produce, when they are known before loading the model."""
     if job.layers is None:
         return [(job.spec, job.revision, -1)]
@@ -696,10 +705,15 @@ def score_models(
     if revision and revisions:
         raise PylogmapError("give either one revision or a list of revisions, not both.")
     revs = expand_revisions(revisions) if revisions else [revision or ""]
-    if isinstance(layers, str) and layers.strip().lower() != "all":
-        layers = tuple(parse_int_list(layers))
-    elif isinstance(layers, (list, tuple)):
-        layers = tuple(int(x) for x in layers)
+    if isinstance(layers, str):
+        layers = "all" if layers.strip().lower() == "all" else tuple(parse_int_list(layers))
+    elif layers is not None:
+        layers = tuple(dict.fromkeys(int(x) for x in layers))
+    if isinstance(layers, tuple) and (not layers or min(layers) < 0):
+        raise PylogmapError(
+            f"lens layers must be non-negative hidden-state indices (0 = embeddings), got {list(layers)}; "
+            "use 'all' for every layer."
+        )
     if isinstance(batch_tokens, bool) or int(batch_tokens) < 1:
         raise PylogmapError(f"batch_tokens must be a positive number of tokens, got {batch_tokens!r}.")
     executor = executor or LocalExecutor()

@@ -184,12 +184,15 @@ def reference_logprobs(hidden, weight, targets, *, bias=None, softcap=None, scal
 
 
 def cli_command(args: list[str]) -> list[str]:
-    """A `pylogmap` command line for a subprocess, run from this source tree."""
+    """A `pylogmap` command line for a subprocess that imports the same pylogmap as this process
+    (the installed package under CI, the source tree with `python -m pytest`)."""
     import sys
 
-    tests = Path(__file__).resolve().parent
+    import pylogmap
+
+    root = Path(pylogmap.__file__).resolve().parent.parent
     code = (
         "import sys; sys.path.insert(0, %r); from pylogmap.cli import main; "
-        "sys.exit(main(sys.argv[1:]))" % str(tests.parent)
+        "sys.exit(main(sys.argv[1:]))" % str(root)
     )
     return [sys.executable, "-c", code, *args]

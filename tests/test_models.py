@@ -80,6 +80,10 @@ def test_dtype_and_device_options():
     bf16 = models.load_model(H.model_dir("gpt2"), dtype="bf16")
     assert bf16.info.dtype == "bfloat16" and bf16.head.weight.dtype == torch.bfloat16
     assert bf16.info.head_path == "fused"  # the head check tolerates bf16 rounding
+    for arch in ("gemma2", "granite", "cohere", "phi"):  # cap/scale/bias applied in half precision by HF
+        for dtype in ("bf16", "fp16"):
+            half = models.load_model(H.model_dir(arch), dtype=dtype)
+            assert half.info.head_path == "fused", (arch, dtype, half.info.head_note)
     assert models.load_model(H.model_dir("gpt2"), dtype="fp32", device="cpu").info.dtype == "float32"
     with pytest.raises(ModelLoadError, match="unknown dtype"):
         models.load_model(H.model_dir("gpt2"), dtype="int3")
@@ -110,9 +114,10 @@ def test_unknown_head_falls_back_to_the_models_own_logits():
     assert loaded.info.vocab_size == H.VOCAB
 
 
-def test_head_with_a_hidden_transformation_is_detected():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_head_with_a_hidden_transformation_is_detected(dtype):
     """A head that looks like a plain Linear but whose model scales logits is not trusted."""
-    model = H.build_model("llama", seed=4)
+    model = H.build_model("llama", seed=4).to(dtype)
     model.config.logit_scale = None
     original = type(model).forward
 

@@ -32,7 +32,7 @@ def _loop_topk(Q, k):
     return np.array(out)
 
 
-@pytest.mark.parametrize("kind", ["exact", "numpy"])
+@pytest.mark.parametrize("kind", ["exact", "faiss", "numpy"])
 def test_exact_search_equals_brute_force(kind):
     Q = _clustered_Q(K=150, N=120, seed=1)
     idx, sq = neighbors.nearest_neighbors(Q, 7, index=kind, gpu=False)
@@ -44,6 +44,23 @@ def test_exact_search_equals_brute_force(kind):
             assert sq[i, c] == pytest.approx(np.var(Q[i] - Q[idx[i, c]]) * N, rel=1e-9)
     assert np.all(np.diff(sq, axis=1) >= 0)
     assert not np.any(idx == np.arange(150)[:, None])  # never itself
+
+
+@pytest.mark.parametrize("kind", ["exact", "faiss", "numpy"])
+def test_query_subsets_equal_all_vs_all(kind):
+    Q = _clustered_Q(K=120, N=60, seed=8)
+    full, full_d = neighbors.nearest_neighbors(Q, 6, index=kind, gpu=False)
+    queries = np.array([3, 50, 119, 7])
+    part, part_d = neighbors.nearest_neighbors(Q, 6, index=kind, gpu=False, queries=queries)
+    assert np.array_equal(part, full[queries]) and np.array_equal(part_d, full_d[queries])
+
+
+def test_exact_backend_choice():
+    assert neighbors.exact_backend("exact", use_gpu=True, all_vs_all=True) == "faiss"
+    assert neighbors.exact_backend("exact", use_gpu=False, all_vs_all=True) == "numpy"
+    assert neighbors.exact_backend("exact", use_gpu=False, all_vs_all=False) == "faiss"
+    assert neighbors.exact_backend("faiss", use_gpu=False, all_vs_all=True) == "faiss"
+    assert neighbors.exact_backend("numpy", use_gpu=True, all_vs_all=False) == "numpy"
 
 
 def test_brute_force_helper_equals_loops():

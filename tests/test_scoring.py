@@ -384,7 +384,21 @@ def test_bad_arguments(tmp_path, textset):
         scoring.score_models(textset, ["a/b"], out, progress=False, revision="x", revisions="y")
     with pytest.raises(PylogmapError, match="positive"):
         scoring.score_models(textset, ["a/b"], out, progress=False, batch_tokens=0)
+    with pytest.raises(PylogmapError, match="non-negative"):
+        scoring.score_models(textset, ["a/b"], out, progress=False, layers=[-1])
     assert not out.exists()
+
+
+def test_failed_lens_job_is_recorded_under_layer_0(tmp_path, textset):
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    out = tmp_path / "lens.h5"
+    summary = scoring.score_models(textset, [str(empty)], out, progress=False, layers="all")
+    assert [(r.label, r.status) for r in summary.rows] == [(f"{empty}#L0", "failed")]
+    again = scoring.score_models(textset, [str(empty)], out, progress=False, layers="all")
+    assert [r.status for r in again.rows] == ["skipped"]
+    _, _, table = read(out)
+    assert list(table["layer"]) == [0] and list(table["status"]) == ["failed"]
 
 
 def test_ray_executor(tmp_path, textset):

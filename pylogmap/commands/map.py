@@ -17,9 +17,10 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="the map file (.h5)")
     parser.add_argument("-k", type=int, default=10, help="neighbours stored per model (default 10; 0 = none)")
-    parser.add_argument("--index", choices=["exact", "numpy", "ivf-pca"], default="exact",
-                        help="neighbour search: exact FAISS (default), exact numpy, or approximate PCA+IVF "
-                        "(for very large maps; its recall against exact search is measured and stored)")
+    parser.add_argument("--index", choices=["exact", "faiss", "numpy", "ivf-pca"], default="exact",
+                        help="neighbour search: exact with the faster backend (default: FAISS on a GPU, numpy "
+                        "symmetric blocks on the CPU), exact FAISS IndexFlatL2, exact numpy, or approximate "
+                        "PCA+IVF for very large maps (its recall against exact search is measured and stored)")
     parser.add_argument("--no-gpu", action="store_true", help="never use a GPU for the neighbour search")
     parser.add_argument("--no-tsne", action="store_true", help="skip t-SNE")
     parser.add_argument("--no-pca", action="store_true", help="skip PCA")
