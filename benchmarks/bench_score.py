@@ -298,7 +298,7 @@ def main() -> None:
     if args.gpu and not torch.cuda.is_available():
         sys.exit("--gpu given but torch sees no CUDA GPU")
     opts = {
-        "batch_tokens": args.batch_tokens or scoring.DEFAULT_BATCH_TOKENS,
+        "batch_tokens": args.batch_tokens or scoring.default_batch_tokens(device),
         "head_budget": (args.head_budget_mib * 2**20) if args.head_budget_mib else scoring.default_head_budget(device),
         "hf_batch": args.hf_batch,
     }
