@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto (a GPU when there is one), cuda, cuda:N or cpu (default auto)")
     parser.add_argument("--batch-tokens", type=int, default=None, metavar="N",
-                        help="token budget of one batch, counting padding (default 16384; lower it "
-                             "if a GPU runs out of memory often, raise it on big GPUs)")
+                        help="token budget of one batch, counting padding (default 16384 on a GPU, "
+                             "2048 on the CPU; lower it if a GPU runs out of memory often)")
     revs = parser.add_mutually_exclusive_group()
     revs.add_argument("--revision", default=None, metavar="REV",
                       help="hub revision (branch, tag or commit) for every model")
@@ -83,7 +83,7 @@ def read_model_list(items: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from pylogmap.executors import make_executor
-    from pylogmap.scoring import DEFAULT_BATCH_TOKENS, score_models
+    from pylogmap.scoring import score_models
     from pylogmap.texts import load_texts
 
     models = read_model_list(args.models)
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         revisions=args.revisions,
         dtype=args.dtype,
         device=args.device,
-        batch_tokens=args.batch_tokens or DEFAULT_BATCH_TOKENS,
+        batch_tokens=args.batch_tokens,
         force=args.force,
         layers=args.layers,
         executor=make_executor(args.executor),
