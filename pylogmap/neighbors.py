@@ -98,6 +98,22 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="model", leave=False)
 
 
+
+def _search_in_blocks(index, X, queries, n_cand, desc, progress, block):
+    """Candidate ids of the rows `queries` of X from a FAISS index, a block of queries at a time
+    (bounded memory for the distance matrix FAISS returns, and a progress bar that moves)."""
+    out = np.empty((queries.size, n_cand), dtype=np.int64)
+    bar = _progress(queries.size, desc, progress)
+    for start in range(0, queries.size, block):
+        q = queries[start : start + block]
+        _, idx = index.search(X[q], n_cand)
+        out[start : start + q.size] = idx
+        if bar is not None:
+            bar.update(q.size)
+    if bar is not None:
+        bar.close()
+    return out
+
 def _flat_candidates(X32, queries, n_cand, gpu, progress, block=2048):
     faiss = _faiss()
     index = faiss.IndexFlatL2(X32.shape[1])
@@ -105,17 +121,7 @@ def _flat_candidates(X32, queries, n_cand, gpu, progress, block=2048):
         res = faiss.StandardGpuResources()
         index = faiss.index_cpu_to_gpu(res, 0, index)
     index.add(X32)
-    out = np.empty((queries.size, n_cand), dtype=np.int64)
-    bar = _progress(queries.size, "neighbours (faiss)", progress)
-    for start in range(0, queries.size, block):
-        q = queries[start : start + block]
-        _, idx = index.search(X32[q], n_cand)
-        out[start : start + q.size] = idx
-        if bar is not None:
-            bar.update(q.size)
-    if bar is not None:
-        bar.close()
-    return out
+    return _search_in_blocks(index, X32, queries, n_cand, "neighbours (faiss)", progress, block)
 
 
 def _merge_topk(best_d, best_i, dist, ids, n_cand):
@@ -241,17 +247,7 @@ def _ivf_pca_candidates(X32, queries, n_cand, gpu, params: dict, progress, block
     index.train(Z[ivf_rows])
     index.add(Z)
     faiss.ParameterSpace().set_index_parameter(index, "nprobe", params["nprobe"])
-    out = np.empty((queries.size, n_cand), dtype=np.int64)
-    bar = _progress(queries.size, "neighbours (ivf-pca)", progress)
-    for start in range(0, queries.size, block):
-        q = queries[start : start + block]
-        _, idx = index.search(Z[q], n_cand)
-        out[start : start + q.size] = idx
-        if bar is not None:
-            bar.update(q.size)
-    if bar is not None:
-        bar.close()
-    return out
+    return _search_in_blocks(index, Z, queries, n_cand, "neighbours (ivf-pca)", progress, block)
 
 
 # --------------------------------------------------------------------------------------------
