@@ -359,6 +359,22 @@ def _row_blocks(n_rows: int, n_cols: int, itemsize: int, budget: int) -> int:
     return max(1, min(n_rows, budget // max(1, n_cols * itemsize)))
 
 
+def _centred_squared_norms(X: np.ndarray, block: int) -> np.ndarray:
+    """Squared norm of every centred row of X in float64, a block of rows at a time; refuses
+    NaN/inf, which would silently poison every distance computed from these norms."""
+    K = X.shape[0]
+    sq = np.empty(K, dtype=np.float64)
+    for start in range(0, K, block):
+        blk = _centred_block(X, start, start + block, np.float64)
+        if not np.isfinite(blk).all():
+            raise PylogmapError(
+                "X contains NaN or infinite entries; select the finished rows first "
+                "(geometry.select_rows) so that unscored or failed models are left out."
+            )
+        sq[start : start + block] = np.einsum("ij,ij->i", blk, blk)
+    return sq
+
+
 def _centred_block(X: np.ndarray, start: int, stop: int, dtype) -> np.ndarray:
     blk = np.asarray(X[start:stop], dtype=np.float64)
     blk = blk - blk.mean(axis=1, keepdims=True)
@@ -388,15 +404,7 @@ def iter_pairwise_kl(
     if rows.size and (rows.min() < 0 or rows.max() >= K):
         raise PylogmapError(f"row index out of range for a matrix of {K} models.")
     col_block = _row_blocks(K, N, 8, _SCRATCH_BYTES * 2)
-    sq = np.empty(K, dtype=np.float64)
-    for start in range(0, K, col_block):
-        blk = _centred_block(X, start, start + col_block, np.float64)
-        if not np.isfinite(blk).all():
-            raise PylogmapError(
-                "X contains NaN or infinite entries; select the finished rows first "
-                "(geometry.select_rows) so that unscored or failed models are left out."
-            )
-        sq[start : start + col_block] = np.einsum("ij,ij->i", blk, blk)
+    sq = _centred_squared_norms(X, col_block)
     if block is None:
         block = max(1, min(2048, _SCRATCH_BYTES * 4 // max(1, K * 8)))
     for start in range(0, rows.size, block):
@@ -453,16 +461,8 @@ def _pairwise_kl_symmetric(X: np.ndarray, *, block: int | None = None, dtype=np.
         block = _row_blocks(K, N, 8, _SCRATCH_BYTES * 2)
     block = max(1, int(block))
     out = np.empty((K, K), dtype=np.float64)
-    sq = np.empty(K, dtype=np.float64)
+    sq = _centred_squared_norms(X, block)
     starts = list(range(0, K, block))
-    for a0 in starts:
-        A = _centred_block(X, a0, a0 + block, np.float64)
-        if not np.isfinite(A).all():
-            raise PylogmapError(
-                "X contains NaN or infinite entries; select the finished rows first "
-                "(geometry.select_rows) so that unscored or failed models are left out."
-            )
-        sq[a0 : a0 + block] = np.einsum("ij,ij->i", A, A)
     for a0 in starts:
         a1 = min(a0 + block, K)
         A = _centred_block(X, a0, a1, dtype)
