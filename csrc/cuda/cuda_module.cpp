@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "../kernel_args.h"
+#include "../args_from_python.h"
 #include "launch.h"
 
 namespace py = pybind11;
@@ -42,30 +42,9 @@ void token_logprobs(uintptr_t logits, int64_t n_rows, int64_t vocab, int64_t row
                     bool has_scale, double scale, bool has_softcap, double softcap, int device,
                     uintptr_t stream) {
     using namespace pylogmap;
-    if (n_rows < 0 || vocab < 1 || (n_rows > 1 && row_stride < vocab))
-        throw std::invalid_argument("bad shape: need n_rows >= 0, vocab >= 1, row_stride >= vocab");
-    if (dtype != kFloat32 && dtype != kBFloat16 && dtype != kFloat16)
-        throw std::invalid_argument("bad logits dtype code " + std::to_string(dtype));
-    if (target_dtype != kInt32 && target_dtype != kInt64)
-        throw std::invalid_argument("bad targets dtype code " + std::to_string(target_dtype));
-    if (has_softcap && !(softcap > 0.0)) throw std::invalid_argument("softcap must be > 0");
+    const LogprobArgs a = args_from_python(logits, n_rows, vocab, row_stride, dtype, targets, target_dtype,
+                                           out_logp, out_entropy, has_scale, scale, has_softcap, softcap);
     if (n_rows == 0) return;
-    if (!logits || !targets || !out_logp) throw std::invalid_argument("null pointer");
-
-    LogprobArgs a;
-    a.logits = reinterpret_cast<const void*>(logits);
-    a.n_rows = n_rows;
-    a.vocab = vocab;
-    a.row_stride = n_rows > 1 ? row_stride : vocab;
-    a.dtype = dtype;
-    a.targets = reinterpret_cast<const void*>(targets);
-    a.target_dtype = target_dtype;
-    a.out_logp = reinterpret_cast<float*>(out_logp);
-    a.out_entropy = reinterpret_cast<float*>(out_entropy);
-    a.has_scale = has_scale;
-    a.scale = static_cast<float>(scale);
-    a.has_softcap = has_softcap;
-    a.softcap = static_cast<float>(softcap);
 
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
