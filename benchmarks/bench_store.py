@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pylogmap.store import MapFile, ScoreWriter, open_map  # noqa: E402
-from pylogmap.synthetic import synthetic_population, write_synthetic_map  # noqa: E402
+from pylogmap.testing import synthetic_population, write_synthetic_map  # noqa: E402
 
 
 def timed(fn, repeat=3):

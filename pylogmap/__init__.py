@@ -6,7 +6,6 @@ machine without torch or a GPU.
 """
 
 import importlib
-from pathlib import Path
 
 __version__ = "0.1.0"
 
@@ -19,16 +18,16 @@ _LAZY = {
     # scoring (section 2)
     "score_models": "pylogmap.scoring:score_models",
     "token_logprobs": "pylogmap.kernels:token_logprobs",
-    "head_logprobs": "pylogmap.head:head_logprobs",
+    "head_logprobs": "pylogmap.kernels:head_logprobs",
     "native_status": "pylogmap.kernels:native_status",
     # the HDF5 map file
     "MapFile": "pylogmap.store:MapFile",
     "open_map": "pylogmap.store:open_map",
     # geometry and neighbours (sections 3-4)
-    "clip": "pylogmap.geometry:clip",
-    "double_center": "pylogmap.geometry:double_center",
-    "kl_estimate": "pylogmap.geometry:kl_estimate",
-    "nearest_neighbors": "pylogmap.neighbors:nearest_neighbors",
+    "clip": "pylogmap.mapping.geometry:clip",
+    "double_center": "pylogmap.mapping.geometry:double_center",
+    "kl_estimate": "pylogmap.mapping.geometry:kl_estimate",
+    "nearest_neighbors": "pylogmap.mapping.neighbors:nearest_neighbors",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -47,10 +46,3 @@ def __getattr__(name: str):
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
-
-# In a source checkout the viewer lives in the top-level viewer/ folder; the wheel installs it
-# as pylogmap.viewer (pyproject.toml, [tool.scikit-build.wheel.packages]). Make the same import
-# work from the checkout, and only there (a pyproject.toml beside the package marks it).
-_checkout = Path(__file__).resolve().parent.parent
-if (_checkout / "pyproject.toml").is_file() and (_checkout / "viewer" / "__init__.py").is_file():
-    __path__.append(str(_checkout))  # type: ignore[name-defined]  # noqa: F821

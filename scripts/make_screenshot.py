@@ -31,7 +31,7 @@ SIZES = {"135M": 1.35e8, "410M": 4.1e8, "1.4B": 1.4e9, "7B": 7e9, "70B": 7e10}
 
 def showcase_population(seed: int = 0, n_texts: int = 400):
     """Keys, log-likelihood rows [M, N] (float32), per-row metadata and families of the showcase."""
-    from pylogmap.synthetic import FAMILY_NAMES
+    from pylogmap.testing import FAMILY_NAMES
 
     rng = np.random.default_rng(seed)
     n_bytes = np.where(rng.random(n_texts) < 0.8, rng.integers(1000, 1025, n_texts),
@@ -89,7 +89,7 @@ def write_showcase(path: Path, seed: int = 0) -> Path:
     """Write the showcase map and compute its t-SNE with the map code."""
     from pylogmap.mapping import compute_map
     from pylogmap.store import MapFile
-    from pylogmap.synthetic import synthetic_texts
+    from pylogmap.testing import synthetic_texts
 
     keys, L, n_bytes, meta, families = showcase_population(seed)
     texts = synthetic_texts(n_bytes, seed=seed)

@@ -48,7 +48,7 @@ def family_population(K=40, N=200, n_families=8, seed=0):
 def write_map(path, L, keys, *, meta=None, annotations=None, n_bytes=None):
     """A real map file (through the store) holding `L` with row keys `(name, revision, layer)`."""
     from pylogmap.store import MapFile
-    from pylogmap.synthetic import synthetic_texts
+    from pylogmap.testing import synthetic_texts
 
     L = np.asarray(L, dtype=np.float32)
     nb = np.asarray(n_bytes if n_bytes is not None else np.full(L.shape[1], 300), dtype=np.int64)

@@ -19,7 +19,7 @@ def make_map(path: str | Path, n_models: int = 300, n_texts: int = 200, *, n_fam
     four are logit-lens layers of one model, so the viewer has paths to draw.
     """
     from pylogmap.mapping import compute_map
-    from pylogmap.synthetic import write_synthetic_map
+    from pylogmap.testing import write_synthetic_map
 
     path = Path(path)
     mf, pop = write_synthetic_map(path, n_models, n_texts, n_families=n_families, seed=seed, overwrite=True)

@@ -17,7 +17,7 @@ def _gpu_unavailable_reason() -> str | None:
         return "torch is not installed"
     if not torch.cuda.is_available():
         return "no CUDA GPU on this machine"
-    from pylogmap import kernels
+    from pylogmap.kernels import logprobs as kernels
 
     status = kernels.native_status()
     if not status.get("cuda_loaded"):

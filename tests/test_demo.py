@@ -122,7 +122,7 @@ def test_rows_are_the_zoo_and_the_logit_lens(demo):
 
 def test_text_set_is_the_recipe_on_held_out_text(demo):
     out, _, _ = demo
-    from pylogmap import zoo
+    from pylogmap.demo import zoo
 
     with h5py.File(out / "map.h5", "r") as f:
         texts = list(f["texts/text"].asstr()[...])
@@ -257,7 +257,7 @@ def test_foreign_map_file_is_refused_before_any_work(tmp_path):
 def test_a_map_of_another_demo_size_is_replaced_a_foreign_one_kept(tmp_path):
     """--quick then a full run in the same DIR: the demo replaces its own map of the other text
     set (remembered in DIR/demo.json before scoring), and refuses any other map."""
-    from pylogmap import demo
+    from pylogmap.demo import run as demo
     from pylogmap.store import MapFile
     from pylogmap.texts import TextSet
 

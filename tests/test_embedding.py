@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pylogmap import embedding, geometry
+from pylogmap.mapping import embedding, geometry
 from pylogmap.errors import PylogmapError
 
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from pylogmap import geometry
+from pylogmap.mapping import geometry
 from pylogmap.errors import PylogmapError
 
 RTOL = 1e-10

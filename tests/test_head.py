@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pylogmap import head, kernels
+from pylogmap.kernels import head, logprobs as kernels
 
 from _kernel_helpers import assert_close_rows, reference, tolerance
 

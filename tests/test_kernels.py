@@ -13,7 +13,7 @@ import warnings
 import pytest
 import torch
 
-from pylogmap import _native, kernels
+from pylogmap.kernels import _native, logprobs as kernels
 
 from _kernel_helpers import assert_close_rows, make_logits, make_targets, reference, tolerance
 
@@ -22,7 +22,7 @@ DT_IDS = ["fp32", "bf16", "fp16"]
 
 needs_core = pytest.mark.skipif(
     not kernels.native_status()["core_loaded"],
-    reason="pylogmap._core is not built here (tests/test_build.py reports it as a failure)",
+    reason="pylogmap.kernels._core is not built here (tests/test_build.py reports it as a failure)",
 )
 
 
@@ -317,7 +317,7 @@ def test_torch_reference_path(dtype):
 def test_fallback_warns_once_when_core_missing(monkeypatch):
     monkeypatch.setattr(_native, "_loaded", True)
     monkeypatch.setattr(_native, "_core", None)
-    monkeypatch.setattr(_native, "_core_error", "pylogmap._core could not be imported (test)")
+    monkeypatch.setattr(_native, "_core_error", "pylogmap.kernels._core could not be imported (test)")
     monkeypatch.setattr(kernels, "_warned_fallback", False)
     assert kernels.native_status()["core_loaded"] is False
     logits = make_logits(3, 100, torch.bfloat16)

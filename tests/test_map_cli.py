@@ -13,11 +13,12 @@ import h5py
 import numpy as np
 import pytest
 
-import pylogmap.annotations as annotations  # (the package's __future__ import shadows "from pylogmap import")
-from pylogmap import geometry, mapping
+from pylogmap.mapping import families as annotations  # (the package's __future__ import shadows "from pylogmap import")
+from pylogmap import mapping
+from pylogmap.mapping import geometry
 from pylogmap.cli import main
 from pylogmap.store import MapFile, open_map
-from pylogmap.synthetic import synthetic_texts, write_synthetic_map
+from pylogmap.testing import synthetic_texts, write_synthetic_map
 
 FAST = ["--tsne-iter", "250", "-q"]
 

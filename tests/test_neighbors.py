@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pylogmap import geometry, neighbors
+from pylogmap.mapping import geometry, neighbors
 from pylogmap.errors import PylogmapError
 
 

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import _score_helpers as H  # noqa: E402
-from pylogmap import models, scoring  # noqa: E402
+from pylogmap.scoring import engine as scoring, models  # noqa: E402
 from pylogmap.errors import MapFileError, PylogmapError  # noqa: E402
 
 ARCHS = ["gpt2", "neox", "llama", "gemma2", "phi", "granite", "cohere"]
@@ -231,7 +231,7 @@ def test_out_of_memory_splits_the_batch(monkeypatch):
 
 
 def test_token_ids_are_computed_once_per_tokenizer(monkeypatch):
-    from pylogmap.executors import LocalExecutor
+    from pylogmap.scoring.executors import LocalExecutor
 
     calls = []
     real = scoring.tokenize_texts
@@ -403,7 +403,7 @@ def test_failed_lens_job_is_recorded_under_layer_0(tmp_path, textset):
 
 def test_ray_executor(tmp_path, textset):
     pytest.importorskip("ray")
-    from pylogmap.executors import RayExecutor
+    from pylogmap.scoring.executors import RayExecutor
 
     out = tmp_path / "ray.h5"
     names = [H.model_dir("gpt2"), H.model_dir("neox")]
@@ -416,7 +416,7 @@ def test_ray_executor(tmp_path, textset):
 def test_ray_missing_is_a_clear_error(monkeypatch):
     import builtins
 
-    from pylogmap import executors
+    from pylogmap.scoring import executors
 
     real_import = builtins.__import__
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pylogmap.store import open_map
-from pylogmap.synthetic import synthetic_population, write_synthetic_map
+from pylogmap.testing import synthetic_population, write_synthetic_map
 
 
 def test_population_is_deterministic_negative_and_heavy_tailed():

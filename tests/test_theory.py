@@ -22,7 +22,7 @@ import itertools
 import numpy as np
 import pytest
 
-from pylogmap import geometry
+from pylogmap.mapping import geometry
 
 V, T = 3, 6
 SEQS = np.array(list(itertools.product(range(V), repeat=T)))

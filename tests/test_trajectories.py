@@ -171,7 +171,7 @@ def _checkpoint_map(T_len=40, N=3000, seed=21):
 
 
 def test_trajectories_map_checkpoints_and_layers():
-    from pylogmap import geometry
+    from pylogmap.mapping import geometry
 
     data, L = _checkpoint_map()
     res = T.trajectories_map(data)

@@ -41,7 +41,7 @@ def map_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(map_path):
     """What the map side says about the file, computed without the viewer."""
-    from pylogmap import geometry
+    from pylogmap.mapping import geometry
     from pylogmap.store import open_map
 
     with open_map(map_path) as mf:
@@ -171,7 +171,7 @@ def test_hover_tooltip(window, qtbot):
 
 
 def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
-    from pylogmap import neighbors
+    from pylogmap.mapping import neighbors
     from pylogmap.viewer.panels import fmt_pm
 
     row = _isolated_row(window, 5)
@@ -200,7 +200,7 @@ def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
     assert window.panel.neighbour_rows() == list(ref.idx[0, :3])
 
     # ctrl-click a second model: the pair's KL from geometry.kl_estimate
-    from pylogmap import geometry
+    from pylogmap.mapping import geometry
 
     other = _isolated_row(window, row + 1)
     qtbot.mouseClick(window.view.viewport(), QtCore.Qt.MouseButton.LeftButton,

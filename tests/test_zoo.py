@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from pylogmap import zoo  # noqa: E402
+from pylogmap.demo import zoo  # noqa: E402
 
 
 def micro_config(**overrides) -> zoo.ZooConfig:

@@ -71,20 +71,20 @@ class QGeometry:
         self.mean_bytes = float(mean_bytes)
 
     def _bpb(self, nats):
-        from pylogmap import geometry
+        from pylogmap.mapping import geometry
 
         if not self.mean_bytes > 0:  # text lengths unknown: only nats are meaningful
             return np.full(np.shape(nats), np.nan) if np.ndim(nats) else float("nan")
         return geometry.to_bits_per_byte(nats, self.mean_bytes)
 
     def pair(self, i: int, j: int) -> PairKL:
-        from pylogmap import geometry
+        from pylogmap.mapping import geometry
 
         kl, se = geometry.kl_estimate(self.Q[i], self.Q[j])
         return PairKL(float(kl), float(se), float(self._bpb(kl)), float(self._bpb(se)))
 
     def neighbours(self, row: int, k: int) -> Neighbours:
-        from pylogmap import neighbors
+        from pylogmap.mapping import neighbors
 
         k = max(1, min(int(k), len(self.Q) - 1))
         table = neighbors.neighbors_of(self.Q, int(row), k, self.mean_bytes if self.mean_bytes > 0 else float("nan"))

@@ -27,7 +27,7 @@ def _families(table: dict, annotations: dict, rows: np.ndarray) -> np.ndarray:
     if FAMILY in annotations and annotations[FAMILY].dtype.kind == "O":
         fam = np.asarray(annotations[FAMILY], dtype=object)[rows]
         return np.where(fam == "", "others", fam).astype(object)
-    from pylogmap.annotations import default_families
+    from pylogmap.mapping.families import default_families
 
     return np.array(default_families(list(table["name"][rows]), list(table["architecture"][rows])), dtype=object)
 
@@ -62,7 +62,8 @@ def _trajectories(names: list[str], revisions: list[str], layers: np.ndarray, st
 
 def build_mapdata(mf, source: str = "") -> MapData:
     """A MapData for the scored rows of an open `MapFile`."""
-    from pylogmap import embedding, geometry, mapping
+    from pylogmap import mapping
+    from pylogmap.mapping import embedding, geometry
 
     # the same rows, tau and Q as `pylogmap map` / `pylogmap neighbors` (stored tau reused)
     geo, _tau_source = mapping.load_geometry(mf)

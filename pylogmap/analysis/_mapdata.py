@@ -56,7 +56,7 @@ def read_map(m, path: str = "") -> MapData:
     steps = np.asarray(table["step"], dtype=np.int64) if "step" in table else np.full(M, -1, np.int64)
     status = _strs(table["status"]) if "status" in table else ["ok"] * M
     L = np.asarray(m.loglik(), dtype=np.float64) if M else np.zeros((0, m.n_texts))
-    from pylogmap import geometry
+    from pylogmap.mapping import geometry
 
     used = geometry.select_rows(L, status=np.array(status, dtype=object)).used if M else np.zeros(0, bool)
     tau = (m.map_attrs() if hasattr(m, "map_attrs") else {}).get("tau")
@@ -98,7 +98,7 @@ def require_used(data: MapData, at_least: int, what: str) -> np.ndarray:
 def clipped_and_centred(L_used: np.ndarray, tau: float | None = None):
     """(clipped L, Q, tau) of the used rows via `pylogmap.geometry`; `tau` None: the 2 %
     quantile of these rows (pass `MapData.tau` to reuse the map's)."""
-    from pylogmap import geometry
+    from pylogmap.mapping import geometry
 
     Lc, tau = geometry.clip(L_used, tau=tau)
     Lc = np.asarray(Lc, dtype=np.float64)

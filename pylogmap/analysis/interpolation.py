@@ -60,7 +60,7 @@ def weight_plane_coordinates(ab: np.ndarray, ip11: float, ip22: float, ip12: flo
 
 
 def _double_center(L):
-    from pylogmap import geometry
+    from pylogmap.mapping import geometry
 
     return geometry.double_center(np.asarray(L, dtype=np.float64))
 

@@ -381,7 +381,8 @@ def add_models(
     Results: annotation columns `placed_x`, `placed_y`, `nearest`, `nearest_kl_bpb` and the
     derived datasets `placed/rows`, `placed/index`, `placed/kl_nats`.
     """
-    from pylogmap import geometry, scoring, store
+    from pylogmap import scoring, store
+    from pylogmap.mapping import geometry
     from pylogmap.analysis._mapdata import read_map
     from pylogmap.texts import TextSet
 

@@ -162,7 +162,7 @@ def consecutive_kl(L: np.ndarray, mean_bytes: float | None = None) -> dict[str, 
     Returns `kl_nats`, `se_nats` (`[T-1]`, per text, from `geometry.kl_estimate`) and, when
     `mean_bytes` is given, `kl_bpb`, `se_bpb` (bits per byte).
     """
-    from pylogmap import geometry
+    from pylogmap.mapping import geometry
 
     L = np.asarray(L, dtype=np.float64)
     kl = np.empty(len(L) - 1)
@@ -189,7 +189,7 @@ def window_distances(
 
 def loglik_window_kl(L: np.ndarray, window: int = 10) -> np.ndarray:
     """`D[t0, t]` = KL estimate (nats per text) between rows t0 and t of `L`, within `window`."""
-    from pylogmap import geometry
+    from pylogmap.mapping import geometry
 
     L = np.asarray(L, dtype=np.float64)
     return window_distances(len(L), lambda a, b: float(geometry.kl_estimate(L[a], L[b])[0]), window)

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from collections import Counter
 
-    import pylogmap.annotations as annotations
+    from pylogmap.io import annotations
 
     report: dict = {}
     if args.family or not args.table:

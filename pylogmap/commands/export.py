@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from pylogmap import exchange
+    from pylogmap.io import exchange
     from pylogmap.errors import PylogmapError
 
     ext = Path(args.output).suffix.lower()

@@ -82,7 +82,7 @@ def read_model_list(items: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pylogmap.executors import make_executor
+    from pylogmap.scoring.executors import make_executor
     from pylogmap.scoring import score_models
     from pylogmap.texts import load_texts
 

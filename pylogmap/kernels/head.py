@@ -21,7 +21,7 @@ import numbers
 
 import torch
 
-from . import kernels
+from pylogmap.kernels import logprobs as kernels
 
 __all__ = ["head_logprobs", "plan_blocks"]
 

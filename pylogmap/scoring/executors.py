@@ -27,12 +27,12 @@ class LocalExecutor:
     """Run jobs one after another in this process."""
 
     def __init__(self) -> None:
-        from pylogmap.scoring import TokenCache
+        from pylogmap.scoring.engine import TokenCache
 
         self.cache = TokenCache()
 
     def run(self, jobs: Sequence, texts: Sequence[str]) -> Iterator:
-        from pylogmap.scoring import run_job, texts_fingerprint
+        from pylogmap.scoring.engine import run_job, texts_fingerprint
 
         key = texts_fingerprint(texts)
         for job in jobs:
@@ -58,7 +58,7 @@ def _ray_task(job, texts, texts_key):
     global _WORKER_CACHE
     from dataclasses import replace
 
-    from pylogmap.scoring import TokenCache, run_job
+    from pylogmap.scoring.engine import TokenCache, run_job
 
     if _WORKER_CACHE is None:
         _WORKER_CACHE = TokenCache()
@@ -82,7 +82,7 @@ class RayExecutor:
     def run(self, jobs: Sequence, texts: Sequence[str]) -> Iterator:
         from tqdm.auto import tqdm
 
-        from pylogmap.scoring import JobResult, texts_fingerprint
+        from pylogmap.scoring.engine import JobResult, texts_fingerprint
 
         ray = self.ray
         if not jobs:

@@ -222,7 +222,7 @@ class _BatchScorer:
     def __init__(self, loaded, layers: list[int] | None, *, keep_tokens: bool, head_budget: int):
         import torch
 
-        from pylogmap.head import head_logprobs
+        from pylogmap.kernels import head_logprobs
 
         self.torch = torch
         self.head_logprobs = head_logprobs
@@ -520,7 +520,7 @@ def run_job(job: ScoreJob, texts: Sequence[str], cache: TokenCache | None = None
             texts_key: str | None = None) -> JobResult:
     """Load, score and release one model. Never raises (except KeyboardInterrupt): a failure is
     returned as a `JobResult` with its `error`, so the run goes on with the next model."""
-    from pylogmap.models import load_model
+    from pylogmap.scoring.models import load_model
 
     cache = cache if cache is not None else TokenCache()
     texts_key = texts_key or texts_fingerprint(texts)
@@ -702,7 +702,7 @@ def score_models(
     of hidden-state indices) scores the logit lens, one row per layer. Returns a `ScoreSummary`;
     failed models are recorded in the file with their error and do not stop the run.
     """
-    from pylogmap.executors import LocalExecutor
+    from pylogmap.scoring.executors import LocalExecutor
     from pylogmap.store import ScoreWriter, as_key
 
     texts = _as_textset(texts)

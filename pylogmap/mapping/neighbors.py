@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pylogmap import geometry
+from pylogmap.mapping import geometry
 from pylogmap.errors import PylogmapError
 
 INDEX_KINDS = ("exact", "faiss", "numpy", "ivf-pca")

@@ -9,7 +9,7 @@ It is the heart of scoring: the scorer feeds it the LM head's output one bounded
 time (see `pylogmap.head`), so no `[batch, seq, vocab]` log-softmax ever exists.
 
 The work is done by the compiled kernels (one pass over each row, online max and sum of
-exponentials, fp32 accumulation): `pylogmap._core` on CPU tensors and `pylogmap._cuda` on CUDA
+exponentials, fp32 accumulation): `pylogmap.kernels._core` on CPU tensors and `pylogmap.kernels._cuda` on CUDA
 tensors, on the current CUDA stream. This module validates the tensors, allocates the outputs
 with torch and hands raw pointers to the extension. Without the CPU extension (a source checkout
 that was not built) a pure-torch path computes the same numbers, with a warning. A CUDA tensor
@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from . import _native
+from pylogmap.kernels import _native
 
 __all__ = ["token_logprobs", "native_status", "reference_token_logprobs"]
 
@@ -48,7 +48,7 @@ def native_status() -> dict[str, Any]:
     """What of the native part was built and loads here, and why not.
 
     Keys: `core_loaded` (bool), `core_error` (str or None), `cuda_built` (bool: the package was
-    compiled with its CUDA module), `cuda_loaded` (bool: `pylogmap._cuda` imports), `cuda_error`
+    compiled with its CUDA module), `cuda_loaded` (bool: `pylogmap.kernels._cuda` imports), `cuda_error`
     (why not, or None), `build` (the CPU module's build information: CUDA mode, compiler and
     architectures, OpenMP, CPU variants), and when loaded `cpu_variant` (the SIMD variant in use)
     and `cuda_runtime` (driver/runtime versions and device count, or the reason CUDA cannot run).

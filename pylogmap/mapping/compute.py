@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pylogmap import geometry
+from pylogmap.mapping import geometry
+from pylogmap.mapping.families import default_families
 from pylogmap.errors import MapFileError, PylogmapError
 
 MIN_MODELS = 3
@@ -184,7 +185,7 @@ def compute_map(
     measure_recall: bool = True,
 ) -> MapResult:
     """Compute (or confirm up to date) the map of a file; see the module docstring."""
-    from pylogmap import embedding, neighbors
+    from pylogmap.mapping import embedding, neighbors
     from pylogmap.store import open_map
 
     embeddings = list(dict.fromkeys(embeddings))
@@ -301,12 +302,8 @@ def compute_map(
         }
         steps.run("write /map", mf.update_map, arrays, map_attrs)
         if "family" not in mf.annotations():
-            # "from pylogmap import annotations" would return the __future__ feature object that
-            # pylogmap/__init__.py's "from __future__ import annotations" leaves in the package
-            import pylogmap.annotations as annotations
-
             table_ = mf.models_table()
-            fam = annotations.default_families(table_["name"], table_["architecture"])
+            fam = default_families(table_["name"], table_["architecture"])
             mf.set_annotations({"family": np.array(fam, dtype=object)})
         return MapResult(
             path=str(mf.path), computed=True, n_models=M, n_used=int(rows.size), n_texts=N, tau=float(tau),
@@ -380,7 +377,7 @@ def kl_between(mf, a: str, b: str) -> dict:
 
 def neighbors_for(mf, query: str, k: int = 10) -> dict:
     """The k nearest models of one model (exact, float64), with KL estimates and SEs."""
-    from pylogmap import neighbors
+    from pylogmap.mapping import neighbors
 
     row = _usable_row(mf, query)
     geo, source = load_geometry(mf)

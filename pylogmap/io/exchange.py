@@ -61,7 +61,7 @@ def map_table(mf) -> dict[str, np.ndarray]:
     if ml is not None:
         cols["mean_loglik"] = ml[0]
     else:
-        from pylogmap import geometry
+        from pylogmap.mapping import geometry
 
         cols["mean_loglik"] = geometry.mean_loglik(mf.loglik())
     for name in ("tsne", "pca", "umap"):

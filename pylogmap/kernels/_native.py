@@ -1,6 +1,6 @@
 """Load the compiled extensions, and say why when they cannot be loaded.
 
-`pylogmap._core` (the CPU kernel, always built by `pip install .`) and `pylogmap._cuda` (the CUDA
+`pylogmap.kernels._core` (the CPU kernel, always built by `pip install .`) and `pylogmap.kernels._cuda` (the CUDA
 kernel, built when nvcc was found) are imported once, on first use, never at package import time.
 A missing or broken module is not an error here: `status()` records what happened and
 `pylogmap.kernels` decides (torch fallback with a warning on CPU, a clear error on CUDA).
@@ -29,14 +29,14 @@ def _load() -> None:
         if _loaded:
             return
         try:
-            _core = importlib.import_module("pylogmap._core")
+            _core = importlib.import_module("pylogmap.kernels._core")
         except ImportError as exc:  # not built (source checkout) or broken
             _core_error = (
-                f"pylogmap._core could not be imported ({exc}). Build it with `pip install .`, "
+                f"pylogmap.kernels._core could not be imported ({exc}). Build it with `pip install .`, "
                 "or in a source checkout with the in-place build in docs/kernel.md."
             )
         try:
-            _cuda = importlib.import_module("pylogmap._cuda")
+            _cuda = importlib.import_module("pylogmap.kernels._cuda")
         except ImportError as exc:
             _cuda_error = _cuda_not_loaded_reason(exc)
         _loaded = True
@@ -50,7 +50,7 @@ def _cuda_not_loaded_reason(exc: ImportError) -> str:
             f"pylogmap was built without its CUDA module ({why}). Reinstall on a machine with the "
             "CUDA toolkit: `PYLOGMAP_CUDA=ON pip install .` (nvcc on PATH or CUDACXX set)."
         )
-    return f"pylogmap._cuda could not be imported: {exc}"
+    return f"pylogmap.kernels._cuda could not be imported: {exc}"
 
 
 def core() -> ModuleType | None:

@@ -252,7 +252,7 @@ def run_demo(
     log: Callable[[str], None] = print,
 ) -> DemoResult:
     """Build the demo map in `out_dir` (see the module docstring) and return where it is."""
-    from pylogmap import zoo as zoo_mod
+    from pylogmap.demo import zoo as zoo_mod
 
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
