@@ -21,7 +21,7 @@ from __future__ import annotations
 
 QT_MISSING = (
     "the viewer needs PySide6 and pyqtgraph, which are not installed ({missing}). "
-    "Install the viewer extra: pip install 'pylogmap[viewer]'"
+    "They are dependencies of pylogmap: pip install PySide6-Essentials pyqtgraph"
 )
 
 

@@ -3,7 +3,7 @@ or any column, with hover, search, nearest neighbours and KL estimates, trajecto
 
 With --screenshot the window is rendered to a PNG (offscreen when there is no display) and the
 command exits, so scripts and checks can see what a user sees. Needs the viewer extra:
-pip install 'pylogmap[viewer]'.
+pip install PySide6-Essentials pyqtgraph (dependencies of pylogmap).
 """
 
 from __future__ import annotations

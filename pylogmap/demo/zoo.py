@@ -734,7 +734,7 @@ def _build_zoo(root, *, quick, config, corpus, progress, log) -> Zoo:
 def gguf_loads_offline() -> tuple[bool, str]:
     """Whether transformers can load a GGUF file here (needs the `gguf` package)."""
     if importlib.util.find_spec("gguf") is None:
-        return False, "the 'gguf' package is not installed (pip install 'pylogmap[gguf]')"
+        return False, "the 'gguf' package is not installed (pip install gguf accelerate)"
     return True, ""
 
 

@@ -255,7 +255,7 @@ def load_model(
         except ImportError as err:
             raise ModelLoadError(
                 f"reading {spec!r} needs the 'gguf' and 'accelerate' packages ({err.name} is missing): "
-                "pip install 'pylogmap[gguf]'."
+                "pip install gguf accelerate (both are dependencies of pylogmap; reinstall it)."
             ) from None
         path = Path(os.path.expanduser(spec)).resolve()
         location = str(path.parent)
