@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 import _score_helpers as H  # noqa: E402
 from pylogmap.scoring import engine as scoring, models  # noqa: E402
 from pylogmap.errors import MapFileError, PylogmapError  # noqa: E402
+from pylogmap.store import step_of  # noqa: E402
 
 ARCHS = ["gpt2", "neox", "llama", "gemma2", "phi", "granite", "cohere"]
 TEXTS = list(H.shakespeare_texts(10))
@@ -251,8 +252,8 @@ def test_revisions_and_steps():
     for bad in ("step1:ckpt3:1", "step5:step1:1", "step1:step3:0", "a:b"):
         with pytest.raises(PylogmapError):
             scoring.expand_revisions(bad)
-    assert scoring.step_of("step143000") == 143000 and scoring.step_of("main") == -1
-    assert scoring.step_of("") == -1
+    assert step_of("step143000") == 143000 and step_of("main") == -1
+    assert step_of("") == -1
 
 
 # ----------------------------------------------------------------------------- the engine

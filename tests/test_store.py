@@ -571,3 +571,27 @@ def test_info_command(tmp_path, capsys):
     (tmp_path / "junk.h5").write_bytes(b"junk")
     assert main(["info", str(tmp_path / "junk.h5")]) == 2
     assert "not an HDF5 file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "base", "step"),
+    [
+        ("step143000", "", 143000),  # Pythia's hub revisions
+        ("main", "main", -1),
+        ("", "", -1),
+        ("1000", "", 1000),  # a bare numeric revision
+        ("checkpoint-500", "", 500),
+        ("out/checkpoint-500", "out", 500),
+        ("run/step500", "run", 500),
+        ("llama-s0-step40", "llama-s0", 40),  # the demo's checkpoint folders
+        ("ckpt_7", "", 7),
+        ("global_step100", "global", 100),
+        ("my-model", "my-model", -1),
+        ("gpt2-step", "gpt2-step", -1),  # a step word without a number is no step
+    ],
+)
+def test_one_rule_reads_the_step_of_a_revision_or_checkpoint_name(text, base, step):
+    from pylogmap.store import split_step, step_of
+
+    assert split_step(text) == (base, step)
+    assert step_of(text) == step

@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from pylogmap.demo import zoo  # noqa: E402
+from pylogmap.store import step_of  # noqa: E402
 
 
 def micro_config(**overrides) -> zoo.ZooConfig:
@@ -181,7 +182,7 @@ def test_build_zoo_saves_loadable_models(built, corpus):
     trajectory = [m for m in result.models if m.run == ckpt_run]
     assert [m.step for m in trajectory] == [2, 4, 6]
     assert [m.kind for m in trajectory] == ["checkpoint", "checkpoint", "base"]
-    assert zoo.step_from_name(f"{ckpt_run}-step4") == 4 and zoo.step_from_name(ckpt_run) == -1
+    assert step_of(f"{ckpt_run}-step4") == 4 and step_of(ckpt_run) == -1
 
     text = corpus.heldout[0].text[:300]
     for model in result.models:

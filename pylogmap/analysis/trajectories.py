@@ -20,17 +20,14 @@ vectors are read as numpy (a torch tensor is converted through its own methods).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from pylogmap.errors import PylogmapError
+from pylogmap.store import split_step, step_of
 
-#: Trailing checkpoint component of a local folder name: ".../checkpoint-500", "run/step500".
-_CKPT_NAME = re.compile(r"^(?P<base>.*?)[/\\_-]*(?:checkpoint|ckpt|step)[-_]?(?P<step>\d+)[/\\]*$", re.I)
-_REV_STEP = re.compile(r"^(?:.*?(?:step|checkpoint|ckpt)[-_]?)?(?P<step>\d+)$", re.I)
 
 
 @dataclass
@@ -51,16 +48,12 @@ class Trajectory:
 
 def _checkpoint_step(name: str, revision: str, step: int) -> tuple[str, int | None]:
     """(trajectory key, step or None) of a checkpoint row."""
-    m = _CKPT_NAME.match(name) if not revision else None
-    key = m.group("base") if m and m.group("base") else name
+    base, name_step = split_step(name) if not revision else (name, -1)
+    key = base or name
     if step is not None and step >= 0:
         return key, int(step)
-    if revision:
-        r = _REV_STEP.match(revision)
-        return key, (int(r.group("step")) if r else None)
-    if m:
-        return key, int(m.group("step"))
-    return key, None
+    found = step_of(revision) if revision else name_step
+    return key, (found if found >= 0 else None)
 
 
 def group_trajectories(

@@ -39,7 +39,6 @@ import importlib.util
 import json
 import math
 import os
-import re
 import shutil
 import sysconfig
 import time
@@ -737,11 +736,3 @@ def gguf_loads_offline() -> tuple[bool, str]:
         return False, "the 'gguf' package is not installed (pip install gguf accelerate)"
     return True, ""
 
-
-_STEP_RE = re.compile(r"-step(\d+)$")
-
-
-def step_from_name(name: str) -> int:
-    """The training step in a checkpoint name `<run>-step<N>`, or -1."""
-    match = _STEP_RE.search(name)
-    return int(match.group(1)) if match else -1

@@ -17,7 +17,6 @@ from pylogmap.scoring.engine import (
     run_job,
     score_models,
     score_texts,
-    step_of,
     tokenize_texts,
 )
 from pylogmap.scoring.executors import LocalExecutor, RayExecutor, make_executor
@@ -27,5 +26,5 @@ __all__ = [
     "JobResult", "LoadedModel", "LocalExecutor", "RayExecutor", "ScoreJob", "ScoreResult", "ScoreSummary",
     "ScoringError", "default_batch_tokens", "default_head_budget", "expand_revisions", "load_model",
     "make_batches", "make_executor", "prepare", "resolve_layers", "run_job", "score_models", "score_texts",
-    "step_of", "tokenize_texts",
+    "tokenize_texts",
 ]

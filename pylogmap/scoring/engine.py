@@ -37,6 +37,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from pylogmap.errors import PylogmapError
+from pylogmap.store.steps import step_of
 
 # Tokens (counting padding) per batch. A GPU wants big batches to fill its matrix units; on a CPU
 # batches past a few thousand tokens get slower (the attention and MLP intermediates of one batch
@@ -419,14 +420,7 @@ def score_texts(
 
 # --------------------------------------------------------------------------- jobs
 
-STEP_RE = re.compile(r"step(\d+)")
 _RANGE_RE = re.compile(r"^(\D*?)(\d+):(\D*?)(\d+):(\d+)$")
-
-
-def step_of(revision: str | None) -> int:
-    """The training step in a revision name such as Pythia's `step143000`; -1 if there is none."""
-    match = STEP_RE.search(revision or "")
-    return int(match.group(1)) if match else -1
 
 
 def expand_revisions(text: str | Sequence[str] | None) -> list[str]:
