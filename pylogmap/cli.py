@@ -8,10 +8,13 @@ command being run is imported, so `pylogmap --help` is instant and never imports
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import os
 import sys
 
 from pylogmap import __version__
+from pylogmap.errors import PylogmapError
 
 # name -> (module in pylogmap.commands, one-line summary for `pylogmap --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -32,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "interpolate": ("interpolate", "score weight interpolations of three models on a grid"),
     "leakage": ("leakage", "texts and sources a model finds anomalously easy (data-leakage hints)"),
     "demo": ("demo", "build a whole map offline from a small zoo of models trained here"),
+    "doctor": ("doctor", "describe this installation (versions, native modules, GPUs, Qt, HF cache) for a bug report"),
 }
 
 
@@ -69,20 +73,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        import difflib
-
         close = difflib.get_close_matches(name, COMMANDS, n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         top.error(f"unknown command {name!r}.{hint} Run 'pylogmap --help' for the list.")
     module, parser = _command_parser(name)
     args = parser.parse_args(rest)
-    from pylogmap.errors import PylogmapError
 
     try:
         return int(module.run(args) or 0)
     except PylogmapError as err:
         print(f"pylogmap {name}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` or a pager that quit: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"pylogmap {name}: interrupted; finished work is kept and a rerun resumes.", file=sys.stderr)
         return 130
