@@ -12,6 +12,10 @@ column is derived from each model's name and architecture using the published co
 from __future__ import annotations
 
 import argparse
+import json
+from collections import Counter
+
+from pylogmap.io import annotations
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,11 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from collections import Counter
-
-    from pylogmap.io import annotations
-
     report: dict = {}
     if args.family or not args.table:
         fam = annotations.set_default_families(args.file, overwrite=True)

@@ -14,6 +14,11 @@ By the output's extension:
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from pylogmap.errors import PylogmapError
+from pylogmap.io import exchange
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,12 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from pylogmap.io import exchange
-    from pylogmap.errors import PylogmapError
-
     ext = Path(args.output).suffix.lower()
     if ext in exchange.MAP_FORMATS:
         info = exchange.export_map(args.file, args.output)

@@ -13,6 +13,11 @@ Then run 'pylogmap map FILE.h5'.
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from pylogmap.errors import PylogmapError
+from pylogmap.io import exchange
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,12 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from pylogmap.io import exchange
-    from pylogmap.errors import PylogmapError
-
     ext = Path(args.source).suffix.lower()
     if ext == ".npy":
         if not args.models:

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
+from pylogmap.commands.texts import format_text_set
+from pylogmap.store import open_map
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="the map file (.h5)")
@@ -17,11 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from pylogmap.commands.texts import format_text_set
-    from pylogmap.store import open_map
-
     with open_map(args.file) as mf:
         print(f"map file {mf.path}  (format version {mf.format_version}, commit {mf.commit_seq})")
         print(format_text_set(mf.texts(), ""))

@@ -14,6 +14,11 @@ Example:  pylogmap leakage map.h5 EleutherAI/pythia-410m -k 10 --top 30
 
 from __future__ import annotations
 
+from pylogmap import store
+from pylogmap.analysis import _mapdata, leakage
+from pylogmap.analysis._report import print_json, print_table
+from pylogmap.errors import PylogmapError
+
 SNIPPET = 60  # characters of each text shown in the table
 
 
@@ -28,11 +33,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from pylogmap import store
-    from pylogmap.analysis import _mapdata, leakage
-    from pylogmap.analysis._report import print_json, print_table
-    from pylogmap.errors import PylogmapError
-
     if args.k < 1:
         raise PylogmapError("-k must be at least 1 (the number of neighbours that predict the model).")
     if args.top < 1:

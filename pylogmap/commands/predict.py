@@ -16,6 +16,12 @@ Example:  pylogmap predict map.h5 leaderboard.csv --group-by family
 
 from __future__ import annotations
 
+import sys
+
+from pylogmap.analysis import _mapdata, prediction
+from pylogmap.analysis._report import print_json, print_table
+from pylogmap.errors import PylogmapError
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("file", help="map file (.h5)")
@@ -35,12 +41,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import sys
-
-    from pylogmap.analysis import _mapdata, prediction
-    from pylogmap.analysis._report import print_json, print_table
-    from pylogmap.errors import PylogmapError
-
     if args.seeds < 1 or args.folds < 2:
         raise PylogmapError("--seeds must be >= 1 and --folds >= 2.")
     group_by = None if args.group_by.lower() == "none" else args.group_by

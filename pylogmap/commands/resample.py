@@ -16,6 +16,13 @@ Example:  pylogmap resample map.h5 --target-error 0.05 --plot resampling.png
 
 from __future__ import annotations
 
+import sys
+
+from pylogmap.analysis import _mapdata, resampling
+from pylogmap.analysis._report import print_json, print_table
+from pylogmap.analysis.plots import plot_error_curves
+from pylogmap.errors import PylogmapError
+
 
 def _grid(text):
     return [int(x) for x in text.split(",") if x.strip()]
@@ -38,12 +45,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import sys
-
-    from pylogmap.analysis import _mapdata, resampling
-    from pylogmap.analysis._report import print_json, print_table
-    from pylogmap.errors import PylogmapError
-
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     for m in methods:
         if m not in resampling.METHODS:
@@ -63,8 +64,6 @@ def run(args) -> int:
     if sel is not None:
         _mapdata.write_derived(args.file, resampling.selection_items(sel, res["tau"], res["n_texts"], res["n_models"]))
     if args.plot:
-        from pylogmap.analysis.plots import plot_error_curves
-
         plot_error_curves(res["rows"], args.plot)
     if args.json:
         out = dict(res)
