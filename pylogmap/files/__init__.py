@@ -1,6 +1,6 @@
 """Reading the plain files a user hands us (JSON lines, plain text, CSV tables), one way each.
 
-May import: the standard library, numpy, `pylogmap.errors`.
+May import: the standard library, numpy, zstandard (optional, lazily), `pylogmap.errors`.
 """
 
 from pylogmap.files.jsonl import JSONL_SUFFIXES, is_jsonl, iter_jsonl
