@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Regenerate docs/screenshot.png: the viewer window on a meaningful map, rendered by the real code.
 
-    python scripts/make_screenshot.py                      # synthetic showcase map (about 1-2 min)
-    python scripts/make_screenshot.py --map demo.h5        # any map file, e.g. the demo map
+    python scripts/make_screenshot.py                        # synthetic showcase map (about 1-2 min)
+    python scripts/make_screenshot.py --map demo-out/map.h5  # any map file, e.g. the demo's
     python scripts/make_screenshot.py --out docs/screenshot.png --select MODEL
 
 Without --map the script writes a synthetic population to a temporary map file through the store:
@@ -26,13 +26,17 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's pylogmap, also in the viewer's process (PYTHONPATH below)
+
+from pylogmap.mapping import compute_map  # noqa: E402
+from pylogmap.store import MapFile  # noqa: E402
+from pylogmap.testing import FAMILY_NAMES, synthetic_texts  # noqa: E402
+
 SIZES = {"135M": 1.35e8, "410M": 4.1e8, "1.4B": 1.4e9, "7B": 7e9, "70B": 7e10}
 
 
 def showcase_population(seed: int = 0, n_texts: int = 400):
     """Keys, log-likelihood rows [M, N] (float32), per-row metadata and families of the showcase."""
-    from pylogmap.testing import FAMILY_NAMES
-
     rng = np.random.default_rng(seed)
     n_bytes = np.where(rng.random(n_texts) < 0.8, rng.integers(1000, 1025, n_texts),
                        rng.integers(257, 1000, n_texts)).astype(np.int64)
@@ -87,10 +91,6 @@ def showcase_population(seed: int = 0, n_texts: int = 400):
 
 def write_showcase(path: Path, seed: int = 0) -> Path:
     """Write the showcase map and compute its t-SNE with the map code."""
-    from pylogmap.mapping import compute_map
-    from pylogmap.store import MapFile
-    from pylogmap.testing import synthetic_texts
-
     keys, L, n_bytes, meta, families = showcase_population(seed)
     texts = synthetic_texts(n_bytes, seed=seed)
     mf = MapFile.create_with_rows(path, texts, keys, L, None, meta, annotations={"family": families}, overwrite=True)
@@ -118,7 +118,6 @@ def main() -> int:
     parser.add_argument("--select", default=None, help="model to select (default: a fine-tune in the showcase)")
     parser.add_argument("--keep", type=Path, help="also keep the showcase map file here")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.map is not None:
         screenshot(args.map, args.out, args.select)

@@ -292,3 +292,55 @@ def test_cli_make_and_info_on_shakespeare(tmp_path, capsys):
     assert main(["texts", "info", str(out)]) == 0
     printed = capsys.readouterr().out
     assert ts.hash in printed and "texts   200" in printed
+
+
+def test_txt_means_the_same_for_a_text_set_and_a_corpus(tmp_path):
+    """One rule for both readers: a .txt file holds one text (or document) per non-empty line, a
+    folder one per .txt file under it (subfolders included, sorted by path)."""
+    lines = tmp_path / "lines.txt"
+    lines.write_text("first doc\n\n  \nsecond doc ü\n", encoding="utf-8")
+    assert load_texts(lines).texts == ["first doc", "second doc ü"]
+    assert list(iter_corpus(lines)) == [{"text": "first doc", "source": "lines.txt"},
+                                        {"text": "second doc ü", "source": "lines.txt"}]
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "b.txt").write_text("text B\nmore", encoding="utf-8")
+    (folder / "a.txt").write_text("text A", encoding="utf-8")
+    (folder / "sub" / "c.txt").write_text("text C", encoding="utf-8")
+    ts = load_texts(folder)
+    docs = list(iter_corpus(folder))
+    assert ts.texts == [d["text"] for d in docs] == ["text A", "text B\nmore", "text C"]
+    assert ts.sources == [d["source"] for d in docs] == ["a.txt", "b.txt", "sub/c.txt"]
+    assert [m["file"] for m in ts.meta] == ts.sources
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b'{"text": "ok"}\n{"text": "caf\xe9"}\n', r"c.jsonl, line 2: bytes that are not valid UTF-8"),
+        (b'{"text": "ok"}\n\n{"text": "ok",}\n', r"c.jsonl, line 3: not valid JSON"),
+        (b'{"text": "ok"}\n{"body": "x"}\n', r"c.jsonl, line 2: no 'text' field \(fields: body\)"),
+        (b'{"text": ["a"]}\n', r"c.jsonl, line 1: 'text' is a list, not a string"),
+        (b'[1]\n', r"c.jsonl, line 1: expected a JSON object"),
+    ],
+)
+def test_bad_corpus_lines_name_file_and_line(tmp_path, content, message):
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(TextSetError, match=message):
+        list(iter_corpus(path))
+    bad = tmp_path / "c.txt"
+    bad.write_bytes(b"fine\nnot \xff utf8\n")
+    with pytest.raises(TextSetError, match=r"c.txt, line 2: bytes that are not valid UTF-8"):
+        list(iter_corpus(bad))
+    with pytest.raises(TextSetError, match="does not exist"):
+        iter_corpus(tmp_path / "missing.jsonl")
+
+
+def test_texts_help_states_the_file_rule(capsys):
+    from pylogmap.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["texts", "--help"])
+    out = capsys.readouterr().out
+    assert "one per non-empty line" in out and "one per .txt file" in out and ".jsonl.zst" in out

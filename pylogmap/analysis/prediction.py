@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pylogmap.errors import PylogmapError
+from pylogmap.files import parse_number, read_table
 
 #: Penalties for benchmark targets (the paper's `10**i for i in range(1, 10)`).
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(10.0**k for k in range(1, 10))
@@ -333,65 +334,49 @@ def loglik_correlations(mean_loglik: np.ndarray, targets: dict[str, np.ndarray])
 # --------------------------------------------------------------------------- scores table
 
 _ID_COLUMNS = ("model", "name", "label", "model_name", "model_id")
-_MISSING = {"", "nan", "na", "n/a", "null", "none", "-"}
 
 
 def read_scores_csv(path, *, categorical=()) -> tuple[list[str], dict[str, np.ndarray]]:
     """Read a benchmark table: one row per model, an id column, numeric score columns.
 
-    The id column is the first of `model`, `name`, `label`, `model_name`, `model_id` present
-    (case-insensitive), else the first column. Empty cells and NaN/NA are missing values.
+    The table is read by `pylogmap.files.read_table` (CSV, or TSV). The id column is the first of
+    `model`, `name`, `label`, `model_name`, `model_id` present (case-insensitive), else the first
+    column. Missing values are those of `pylogmap.files.MISSING_VALUES` (empty, NaN, NA, ...).
     Columns named in `categorical` are kept as strings (e.g. a grouping column); any other
     non-numeric value is an error naming the column, the row and the value.
     """
-    import csv
-
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except FileNotFoundError as err:
-        raise PylogmapError(f"scores table {path} does not exist; give the path of a CSV file.") from err
-    except UnicodeDecodeError as err:
-        raise PylogmapError(f"scores table {path} is not UTF-8 text; save it as a UTF-8 CSV.") from err
-    rows = [r for r in rows if any(c.strip() for c in r)]
-    if len(rows) < 2:
-        raise PylogmapError(f"scores table {path} has no data rows; it needs a header and one row per model.")
-    header = [h.strip() for h in rows[0]]
-    if len(set(header)) != len(header):
-        raise PylogmapError(f"scores table {path} repeats a column name in its header: {header}.")
+    table = read_table(path, what="scores table")
+    header = table.header
     lower = [h.lower() for h in header]
-    id_col = next((lower.index(c) for c in _ID_COLUMNS if c in lower), 0)
+    id_col = header[next((lower.index(c) for c in _ID_COLUMNS if c in lower), 0)]
     cat = {c.lower() for c in categorical}
-    ids: list[str] = []
-    cols: dict[str, list] = {h: [] for j, h in enumerate(header) if j != id_col}
-    for line_no, r in enumerate(rows[1:], start=2):
-        if len(r) != len(header):
-            raise PylogmapError(
-                f"{path}, line {line_no}: {len(r)} fields but the header has {len(header)}; fix the row."
-            )
-        ids.append(r[id_col].strip())
-        for j, h in enumerate(header):
-            if j == id_col:
-                continue
-            v = r[j].strip()
-            if h.lower() in cat:
-                cols[h].append(v)
-                continue
-            if v.lower() in _MISSING:
-                cols[h].append(np.nan)
-                continue
-            try:
-                cols[h].append(float(v))
-            except ValueError:
-                raise PylogmapError(
-                    f"{path}, line {line_no}: column {h!r} has the non-numeric value {v!r}; benchmark "
-                    f"columns must be numbers (empty = unknown). Remove the column, or name it as the "
-                    f"grouping column (--group-by {h}), or choose the targets with --targets."
-                ) from None
+    ids = [cell.strip() for cell in table.columns[id_col]]
+    out: dict[str, np.ndarray] = {}
+    bad: list[tuple[int, int, str]] = []  # (row, column position, column) of the first non-number
+    for j, h in enumerate(header):
+        if h == id_col:
+            continue
+        cells = table.columns[h]
+        if h.lower() in cat:
+            out[h] = np.array([cell.strip() for cell in cells], dtype=object)
+            continue
+        parsed = [parse_number(cell) for cell in cells]
+        first = next((i for i, p in enumerate(parsed) if p is None), None)
+        if first is not None:
+            bad.append((first, j, h))
+            continue
+        out[h] = np.array(parsed, dtype=np.float64)
+    if bad:
+        row, _, h = min(bad)
+        raise PylogmapError(
+            f"{path}, line {table.lines[row]}: column {h!r} has the non-numeric value "
+            f"{table.columns[h][row].strip()!r}; benchmark columns must be numbers (empty = unknown). "
+            f"Remove the column, or name it as the grouping column (--group-by {h}), or choose the "
+            f"targets with --targets."
+        )
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
         raise PylogmapError(f"scores table {path} lists model(s) twice: {', '.join(dup[:5])}; keep one row each.")
-    out = {h: (np.array(v, dtype=object) if h.lower() in cat else np.array(v, dtype=np.float64)) for h, v in cols.items()}
     return ids, out
 
 

@@ -7,10 +7,14 @@
                                               The defaults are the paper's (method.md section 1).
   pylogmap texts info FILE                    count, content hash, bytes per text, sources.
 
-CORPUS: a jsonl file with a 'text' field per line (and optionally 'meta': {'pile_set_name': ...}
-as in the Pile), the same compressed as .jsonl.zst (needs 'pip install zstandard'), a .txt file
-(one document) or a folder of .txt files (one document each). The output is jsonl in the
-published format: index, text, pile_set_name (the source), doc_idx, chunk_idx.
+CORPUS and FILE are read by their name, with one rule for both (documents for make, texts for info):
+  .jsonl / .ndjson / .json   one per line, in a 'text' field (the source from 'pile_set_name',
+                             'source' or 'meta': {'pile_set_name': ...} as in the Pile);
+                             the same compressed as .jsonl.zst needs 'pip install zstandard'
+  any other file (.txt)      plain text: one per non-empty line
+  a folder                   one per .txt file under it (sorted by path): for multi-line ones
+The output of make is jsonl in the published format: index, text, pile_set_name (the source),
+doc_idx, chunk_idx.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     make = sub.add_parser("make", help="build a text set from a corpus (the paper's recipe)",
                           description="Build a text set from a corpus with the paper's chunk-and-sample recipe.")
-    make.add_argument("corpus", metavar="CORPUS", help="jsonl / .jsonl.zst with 'text', a .txt file, or a folder of .txt files")
+    make.add_argument("corpus", metavar="CORPUS",
+                      help="jsonl / .jsonl.zst with 'text' (one document per line), a .txt file (one document "
+                           "per non-empty line), or a folder of .txt files (one document per file)")
     make.add_argument("-o", "--output", required=True, metavar="TEXTS.jsonl", help="output jsonl (published format)")
     make.add_argument("--max-bytes", type=int, default=1024, help="largest chunk in UTF-8 bytes (default 1024)")
     make.add_argument("--min-bytes", type=int, default=256, help="keep chunks strictly longer than this (default 256)")
@@ -35,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     make.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     info = sub.add_parser("info", help="count, hash, byte statistics and sources of a text set",
                           description="Describe a text set file (jsonl, .txt, folder) or the text set of a map file.")
-    info.add_argument("file", metavar="FILE", help="text set (jsonl, .txt, folder) or a map file (.h5)")
+    info.add_argument("file", metavar="FILE",
+                      help="text set (jsonl; .txt: one text per non-empty line; folder: one text per .txt file) "
+                           "or a map file (.h5)")
 
 
 def run(args: argparse.Namespace) -> int:

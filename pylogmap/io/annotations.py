@@ -1,16 +1,15 @@
 """Per-model annotations from user tables: attach columns of a CSV to the rows of a map.
 
-``read_table(path)`` reads a CSV (or TSV) of per-model columns; ``match_table`` aligns it to the
-rows of a map by model name or label. Columns whose non-empty values all parse as numbers are
-numeric (float64, NaN = missing); any other column is categorical (str, "" = missing).
+The table is read by `pylogmap.files.read_table` (CSV or TSV with a header row); ``match_table``
+aligns it to the rows of a map by model name or label. Columns whose non-missing values all parse
+as numbers are numeric (float64, NaN = missing); any other column is categorical (str, "" =
+missing), as `pylogmap.files.typed_column` decides.
 ``set_default_families`` stores the default colour classes (`pylogmap.mapping.families`).
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,66 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from pylogmap.errors import PylogmapError
+from pylogmap.files import read_table, typed_column
 from pylogmap.mapping.families import default_families
 from pylogmap.store import open_map
-
-# --------------------------------------------------------------------------------------------
-# User tables
-# --------------------------------------------------------------------------------------------
-
-_MISSING = {"", "na", "nan", "n/a", "none", "null", "-"}
-
-
-def _parse_number(value: str):
-    """float, NaN for a missing value, None when the value is not a number."""
-    v = value.strip()
-    if v.lower() in _MISSING:
-        return math.nan
-    try:
-        return float(v)
-    except ValueError:
-        return None
-
-
-def typed_column(values: Sequence[str]):
-    """float64 array if every non-missing value is a number, else an object array of str."""
-    parsed = [_parse_number(v) for v in values]
-    if all(p is not None for p in parsed) and any(not math.isnan(p) for p in parsed):
-        return np.array(parsed, dtype=np.float64)
-    return np.array([("" if v.strip().lower() in _MISSING else v.strip()) for v in values], dtype=object)
-
-
-def read_table(path) -> tuple[list[str], dict[str, list[str]]]:
-    """Read a CSV/TSV with a header row; returns (header, column -> list of raw strings)."""
-    path = Path(path)
-    if not path.is_file():
-        raise PylogmapError(f"annotation table {str(path)!r} does not exist; give a CSV file with a header row.")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise PylogmapError(f"{str(path)!r} is not UTF-8 text; save the table as UTF-8 CSV.") from None
-    if not text.strip():
-        raise PylogmapError(f"{str(path)!r} is empty; it needs a header row and one row per model.")
-    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    if delimiter == "," and "\t" in text.splitlines()[0] and "," not in text.splitlines()[0]:
-        delimiter = "\t"
-    rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
-    header = [h.strip() for h in rows[0]]
-    if len(set(header)) != len(header) or any(not h for h in header):
-        raise PylogmapError(f"{str(path)!r}: the header has empty or repeated column names: {header}.")
-    columns: dict[str, list[str]] = {h: [] for h in header}
-    for lineno, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise PylogmapError(
-                f"{str(path)!r} line {lineno}: {len(row)} fields, the header has {len(header)}; "
-                "quote fields that contain the delimiter."
-            )
-        for h, cell in zip(header, row):
-            columns[h].append(cell)
-    return header, columns
-
 
 @dataclass
 class Matched:
@@ -166,7 +108,7 @@ def match_table(columns: dict[str, list[str]], key: str, labels: Sequence[str], 
 def annotate_file(path, table_path, *, key: str = "model") -> Matched:
     """Read a table and attach its columns to the rows of a map file (one atomic commit)."""
 
-    _, columns = read_table(table_path)
+    columns = read_table(table_path, what="annotation table").columns
     mf = open_map(path)
     try:
         if mf.n_models == 0:

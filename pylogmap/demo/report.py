@@ -1,0 +1,100 @@
+"""The demo's report: what the map shows, computed by the product's own functions.
+
+`build_report` reads the demo's map file with the functions a user would call
+(`mapping.neighbors_for`, `mapping.kl_between`, `analysis.trajectories_map`): the nearest
+neighbours of each fine-tune (its base and sibling fine-tunes), the KL between consecutive
+checkpoints (shrinking as training goes on), the KL between seeds and the logit-lens layers.
+`format_report` is the short text the demo prints; the dict itself is saved as
+`DIR/report.json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pylogmap.analysis import _mapdata, trajectories_map
+from pylogmap.demo.zoo import Zoo, ZooModel
+from pylogmap.mapping import kl_between, neighbors_for
+from pylogmap.store import open_map
+
+
+def build_report(map_path: Path, zoo: Zoo) -> dict:
+    """The demo's findings, computed by the product's functions on the map file."""
+    report: dict = {"map": str(map_path), "corpus": zoo.corpus.origin, "finetunes": [], "trajectory": None,
+                    "layers": None, "seeds": []}
+    finetunes = [m for m in zoo.models if m.kind == "finetune"]
+    with open_map(map_path) as mf:
+        names = mf.model_names()
+        report["n_models"], report["n_texts"] = int(mf.n_models), int(mf.n_texts)
+        for ft in finetunes:
+            res = neighbors_for(mf, ft.name, k=3)
+            family = {ft.base} | {m.name for m in finetunes if m.base == ft.base and m.name != ft.name}
+            nearest = res["neighbors"][0]
+            nearest_name = names[nearest["row"]]
+            report["finetunes"].append({
+                "model": ft.name,
+                "base": ft.base,
+                "neighbors": [{k: n[k] for k in ("model", "kl_nats", "se_nats", "kl_bits_per_byte",
+                                                  "se_bits_per_byte")} for n in res["neighbors"]],
+                "nearest": nearest_name,
+                "nearest_is_base_or_sibling": nearest_name in family,
+                "kl_to_base": kl_between(mf, ft.name, ft.base),
+            })
+        for a, b in _seed_pairs(zoo.models, names):
+            report["seeds"].append(kl_between(mf, a, b))
+    data = _mapdata.load(map_path)
+    run = zoo.config.checkpoint_run
+    found = trajectories_map(data)["trajectories"]
+    for t in found:
+        cons = t["consecutive"]
+        entry = {
+            "name": t["name"], "labels": list(t["labels"]), "positions": [int(p) for p in t["positions"]],
+            "kl_nats": [float(x) for x in cons["kl_nats"]], "se_nats": [float(x) for x in cons["se_nats"]],
+            "kl_bits_per_byte": [float(x) for x in cons["kl_bpb"]],
+            "se_bits_per_byte": [float(x) for x in cons["se_bpb"]],
+        }
+        if t["kind"] == "checkpoints" and t["name"] == run:
+            kl = entry["kl_nats"]
+            entry["shrinks"] = bool(kl[-1] < kl[0])
+            entry["monotone"] = bool(all(x > y for x, y in zip(kl, kl[1:])))
+            report["trajectory"] = entry
+        elif t["kind"] == "layers":
+            report["layers"] = entry
+    return report
+
+
+def _seed_pairs(models: Sequence[ZooModel], names: Sequence[str]) -> list[tuple[str, str]]:
+    """(seed 0, seed 1) of each architecture, where both are in the map."""
+    final = {}
+    for m in models:
+        if m.kind == "base" and m.seed in (0, 1):
+            final.setdefault(m.family, {})[m.seed] = m.name
+    return [(s[0], s[1]) for s in final.values() if 0 in s and 1 in s and s[0] in names and s[1] in names]
+
+
+def format_report(report: dict) -> str:
+    """The report as the short text the demo prints."""
+    lines = [f"Map: {report['n_models']} rows x {report['n_texts']} texts in {report['map']}", ""]
+    lines.append("Nearest neighbours of the fine-tunes (KL estimate, bits/byte +- SE):")
+    for ft in report["finetunes"]:
+        near = ", ".join(f"{n['model']} {n['kl_bits_per_byte']:.3f}+-{n['se_bits_per_byte']:.3f}" for n in ft["neighbors"])
+        verdict = "its base or a sibling fine-tune" if ft["nearest_is_base_or_sibling"] else "NOT its base or a sibling"
+        lines.append(f"  {ft['model']} (fine-tune of {ft['base']}): {near}  -> nearest is {verdict}")
+    traj = report.get("trajectory")
+    if traj:
+        lines += ["", f"KL between consecutive checkpoints of {traj['name']} (bits/byte +- SE):"]
+        for (a, b), kl, se in zip(zip(traj["positions"], traj["positions"][1:]), traj["kl_bits_per_byte"],
+                                  traj["se_bits_per_byte"]):
+            lines.append(f"  step {a:>4} -> {b:<4} {kl:8.4f} +- {se:.4f}")
+        lines.append("  -> " + ("shrinks as training goes on" if traj["shrinks"] else "does NOT shrink"))
+    if report.get("seeds"):
+        lines += ["", "KL between two seeds of the same architecture (bits/byte):"]
+        for s in report["seeds"]:
+            lines.append(f"  {s['a']} vs {s['b']}: {s['kl_bits_per_byte']:.3f} +- {s['se_bits_per_byte']:.3f}")
+    layers = report.get("layers")
+    if layers:
+        lines += ["", f"Logit lens of {layers['name']}: KL between adjacent layers (bits/byte):"]
+        lines.append("  " + ", ".join(f"{a}->{b} {kl:.3f}" for (a, b), kl in
+                                       zip(zip(layers["positions"], layers["positions"][1:]), layers["kl_bits_per_byte"])))
+    return "\n".join(lines)
