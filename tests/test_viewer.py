@@ -119,18 +119,6 @@ def test_palette_bins_and_sizes():
     assert len(colors) == 12  # the 12 published families get distinct colours
 
 
-def test_missing_qt_names_the_extra(monkeypatch):
-    import importlib.util
-
-    from pylogmap.errors import PylogmapError
-    from pylogmap.viewer import require_qt
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "PySide6" else real(name, *a))
-    with pytest.raises(PylogmapError, match=r"pip install 'pylogmap\[viewer\]'"):
-        require_qt()
-
-
 def test_viewer_never_imports_torch():
     code = ("import sys; import pylogmap.viewer.window, pylogmap.viewer.loader, pylogmap.viewer.app; "
             "import pylogmap.commands.view; assert 'torch' not in sys.modules, 'torch imported'")
