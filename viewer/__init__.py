@@ -6,13 +6,16 @@ Layout of the package, one job per module:
 
 - `data.py`      `MapData`: the in-memory model of a map (labels, families, numeric columns,
                  2-D coordinates per embedding, trajectories, KL/neighbour provider). numpy only.
+- `state.py`     `ViewerState`: what is shown and picked (embedding, colour, size, filters,
+                 selection and neighbours, hover, search) with plain callback events. No Qt.
 - `loader.py`    builds a `MapData` from an HDF5 map file through `pylogmap.store` and
                  `pylogmap.mapping` (the thin layer between the file and the UI).
 - `palette.py`   family colours (the 12 published classes), colour maps, size scales.
 - `scatter.py`   the map widget: one pyqtgraph ScatterPlotItem, a KD-tree for hover/click,
                  overlays for selection, neighbour lines and trajectories, legend, colour bar.
 - `panels.py`    the side panel: selected model, its nearest neighbours, the KL of a pair.
-- `window.py`    the main window: menus, toolbar (search, embedding, colour, size), live refresh.
+- `window.py`    the main window: menus, toolbar (search, embedding, colour, size), live refresh,
+                 background loading and embedding in superqt thread workers.
 - `app.py`       `main(path, screenshot=None, select=None)`: the entry point of `pylogmap view`.
 
 Importing this package is cheap and never imports Qt or torch: the names below resolve on first
@@ -37,6 +40,7 @@ QT_MISSING = (
 _LAZY = {
     "main": "app",
     "MapData": "data",
+    "ViewerState": "state",
     "FileSource": "loader",
     "build_mapdata": "loader",
 }
