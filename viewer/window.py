@@ -201,9 +201,6 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.source is not None:
             self._load(self.source, keep_view=True, title="Cannot reload map")
 
-    def loading(self) -> bool:
-        return self._loading is not None
-
     def _load(self, source, *, keep_view: bool, title: str) -> None:
         if self._loading is not None:
             self.statusBar().showMessage("still reading the previous map; try again in a moment", 4000)
