@@ -16,6 +16,7 @@ The data are in memory (no file), so only the widget is measured.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -27,11 +28,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from PySide6 import QtCore  # noqa: E402
 
-def population(n: int, seed: int = 0):
-    from pylogmap.viewer.data import MEAN_LOGLIK, MapData
-    from pylogmap.viewer.palette import PUBLISHED_FAMILIES
+from pylogmap.viewer.app import application  # noqa: E402
+from pylogmap.viewer.data import MEAN_LOGLIK, MapData  # noqa: E402
+from pylogmap.viewer.palette import PUBLISHED_FAMILIES  # noqa: E402
+from pylogmap.viewer.scatter import MapView  # noqa: E402
+from pylogmap.viewer.state import ViewerState  # noqa: E402
 
+
+def population(n: int, seed: int = 0) -> MapData:
     rng = np.random.default_rng(seed)
     fam = rng.integers(0, 12, n)
     centres = rng.normal(0, 40, (12, 2))
@@ -51,19 +57,16 @@ def timed(fn, repeat: int) -> float:
 
 
 def bench(n: int, app) -> dict[str, float]:
-    from PySide6 import QtCore
-
-    from pylogmap.viewer.scatter import MapView
-
     data = population(n)
-    view = MapView()
+    state = ViewerState()
+    view = MapView(state)
     view.resize(1200, 900)
     view.show()
     app.processEvents()
-    out = {"draw": timed(lambda: (view.set_data(data), app.processEvents()), 3)}
+    out = {"draw": timed(lambda: (state.set_map(data), app.processEvents()), 3)}
     rng = np.random.default_rng(1)
     rows = rng.integers(0, n, 200)
-    xy = view.coords()
+    xy = state.coords()
     queries = [QtCore.QPointF(float(xy[r, 0]), float(xy[r, 1])) for r in rows]
     t0 = time.perf_counter()
     for q in queries:
@@ -76,18 +79,18 @@ def bench(n: int, app) -> dict[str, float]:
     out["hover pyqtgraph"] = (time.perf_counter() - t0) / len(few) * 1e3
 
     def ours():
-        view.set_category_visible("opt", False)
-        view.set_category_visible("opt", True)
+        state.set_category_visible("opt", False)
+        state.set_category_visible("opt", True)
 
     out["filter ours"] = timed(ours, 3) / 2
 
     def pg_visible():
-        mask = view.visible_mask()[view._draw_rows]
+        mask = state.visible_mask()[view._draw_rows]
         view.points.setPointsVisible(mask)
 
-    view.hidden = {"family": {"opt"}}
+    state.set_category_visible("opt", False)
     out["filter pyqtgraph"] = timed(pg_visible, 3)
-    view.hidden = {}
+    state.show_all()
     out["filter rebuild"] = timed(lambda: view.redraw(), 3)
     view.plot.vb.scaleBy((0.7, 0.7))
     out["repaint"] = timed(lambda: (view.viewport().repaint(), app.processEvents()), 5)
@@ -101,8 +104,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     args = parser.parse_args()
-    from pylogmap.viewer.app import application
-
     app = application()
     results = {n: bench(n, app) for n in args.sizes}
     keys = list(next(iter(results.values())))
@@ -113,8 +114,6 @@ def main() -> int:
                                           for n in args.sizes))
     print(f"{'filter speed-up':<18}" + "".join(f"{results[n]['filter pyqtgraph'] / results[n]['filter ours']:>11.1f}x"
                                            for n in args.sizes))
-    import gc
-
     gc.collect()
     return 0
 

@@ -9,22 +9,33 @@ exactly those numbers (formatted), so the comparisons are on the formatted text 
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
+import pyqtgraph as pg  # noqa: E402
 from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 
 from _viewer_helpers import make_map  # noqa: E402
+from pylogmap.cli import main  # noqa: E402
+from pylogmap.mapping import compute_map, geometry, neighbors  # noqa: E402
+from pylogmap.store import open_map  # noqa: E402
+from pylogmap.viewer.app import dispose  # noqa: E402
 from pylogmap.viewer.data import MEAN_LOGLIK, SIZE, MapData  # noqa: E402
+from pylogmap.viewer.loader import FileSource  # noqa: E402
 from pylogmap.viewer.palette import FAMILY_COLORS, PUBLISHED_FAMILIES, size_levels, value_bins  # noqa: E402
+from pylogmap.viewer.panels import fmt_pm  # noqa: E402
+from pylogmap.viewer.window import MainWindow  # noqa: E402
 
 pytestmark = pytest.mark.viewer
 
@@ -41,9 +52,6 @@ def map_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(map_path):
     """What the map side says about the file, computed without the viewer."""
-    from pylogmap.mapping import geometry
-    from pylogmap.store import open_map
-
     with open_map(map_path) as mf:
         tau = mf.map_attrs()["tau"]
         geo = geometry.build_geometry(mf.loglik(), status=mf.status(), tau=tau, text_bytes=mf.text_bytes())
@@ -54,23 +62,22 @@ def reference(map_path):
     return {"geo": geo, "labels": labels, "pca": pca, "family": family, "n_models": n_models}
 
 
-def _dispose(win):
-    from pylogmap.viewer.app import dispose
-
-    dispose(win)
+def _open(qtbot, win, path) -> bool:
+    """Open a map file in the window and wait for its background load; True once it is shown."""
+    with qtbot.waitSignal(win.loadFinished, timeout=60_000) as blocker:
+        win.open_path(path)
+    return blocker.args[0]
 
 
 @pytest.fixture
 def window(qtbot, map_path):
-    from pylogmap.viewer.window import MainWindow
-
     win = MainWindow()
     win.resize(1300, 850)
-    assert win.open_path(map_path), win.last_error
+    assert _open(qtbot, win, map_path), win.last_error
     win.show()
     qtbot.waitExposed(win)
     yield win
-    _dispose(win)
+    dispose(win)
 
 
 def _view_point(win, row) -> QtCore.QPoint:
@@ -80,7 +87,7 @@ def _view_point(win, row) -> QtCore.QPoint:
 
 def _isolated_row(win, start: int = 0) -> int:
     """A row whose point has no other point within 8 px (so a click/hover hits only it)."""
-    xy = win.view.coords()
+    xy = win.state.coords()
     px = max(win.view.plot.vb.viewPixelSize())
     for r in range(start, len(xy)):
         d = np.hypot(*(xy - xy[r]).T) / px
@@ -103,8 +110,6 @@ def test_mapdata_search_and_validation():
 
 
 def test_value_and_error_formatting():
-    from pylogmap.viewer.panels import fmt_pm
-
     assert fmt_pm(0.061643, 0.006412) == "0.0616 ± 0.0064"
     assert fmt_pm(1299.4, 618.2) == "1299 ± 618"
     assert fmt_pm(2.04, 0.96) == "2.04 ± 0.96"
@@ -119,23 +124,11 @@ def test_palette_bins_and_sizes():
     assert len(colors) == 12  # the 12 published families get distinct colours
 
 
-def test_missing_qt_names_the_extra(monkeypatch):
-    import importlib.util
-
-    from pylogmap.errors import PylogmapError
-    from pylogmap.viewer import require_qt
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "PySide6" else real(name, *a))
-    with pytest.raises(PylogmapError, match=r"pip install 'pylogmap\[viewer\]'"):
-        require_qt()
-
-
 def test_viewer_never_imports_torch():
     code = ("import sys; import pylogmap.viewer.window, pylogmap.viewer.loader, pylogmap.viewer.app; "
             "import pylogmap.commands.view; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1],
-                   env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+                   env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
 
 
 # --------------------------------------------------------------------------- the window on a file
@@ -159,7 +152,7 @@ def test_hover_tooltip(window, qtbot):
     row = _isolated_row(window)
     data = window.data
     qtbot.mouseMove(window.view.viewport(), _view_point(window, row))
-    qtbot.waitUntil(lambda: window.view.hover_row == row, timeout=2000)
+    qtbot.waitUntil(lambda: window.state.hovered == row, timeout=2000)
     text = window.view.hover_text
     assert text.splitlines()[0] == data.labels[row]
     assert f"family: {data.families[row]}" in text
@@ -171,12 +164,9 @@ def test_hover_tooltip(window, qtbot):
 
 
 def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
-    from pylogmap.mapping import neighbors
-    from pylogmap.viewer.panels import fmt_pm
-
     row = _isolated_row(window, 5)
     qtbot.mouseClick(window.view.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=_view_point(window, row))
-    assert window.view.selected == row
+    assert window.state.selected == row
     k = window.panel.k_spin.value()
     geo = reference["geo"]
     ref = neighbors.neighbors_of(geo.Q, row, k, geo.mean_bytes)
@@ -191,7 +181,7 @@ def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
     # lines from the model to each neighbour
     lx, ly = window.view.nb_lines.getData()
     assert len(lx) == 2 * k
-    xy = window.view.coords()
+    xy = window.state.coords()
     np.testing.assert_allclose(lx[1::2], xy[ref.idx[0], 0])
     assert window.panel.title.text() == reference["labels"][row]
 
@@ -200,12 +190,11 @@ def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
     assert window.panel.neighbour_rows() == list(ref.idx[0, :3])
 
     # ctrl-click a second model: the pair's KL from geometry.kl_estimate
-    from pylogmap.mapping import geometry
 
     other = _isolated_row(window, row + 1)
     qtbot.mouseClick(window.view.viewport(), QtCore.Qt.MouseButton.LeftButton,
                      QtCore.Qt.KeyboardModifier.ControlModifier, _view_point(window, other))
-    assert window.view.selected == row and window.view.pair == other
+    assert window.state.selected == row and window.state.pair == other
     kl, se = geometry.kl_estimate(geo.Q[row], geo.Q[other])
     text = window.panel.pair_label.text()
     bpb = fmt_pm(geometry.to_bits_per_byte(kl, geo.mean_bytes), geometry.to_bits_per_byte(se, geo.mean_bytes))
@@ -217,9 +206,9 @@ def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
     first = window.panel.neighbour_rows()[0]
     window.panel.table.setCurrentCell(0, 1)
     hx, hy = window.view.hover_ring.getData()
-    assert (hx[0], hy[0]) == tuple(window.view.coords()[first])
+    assert (hx[0], hy[0]) == tuple(window.state.coords()[first])
     window.panel.table.cellDoubleClicked.emit(0, 1)
-    assert window.view.selected == first
+    assert window.state.selected == first
 
     # copy the name
     window.copy_name()
@@ -229,26 +218,26 @@ def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
     window.view.plot.vb.setRange(xRange=(1e6, 1e6 + 1), yRange=(1e6, 1e6 + 1), padding=0)
     centre = window.view.mapFromScene(window.view.plot.vb.sceneBoundingRect().center().toPoint())
     qtbot.mouseClick(window.view.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=centre)
-    assert window.view.selected == -1 and window.panel.neighbour_table() == []
+    assert window.state.selected == -1 and window.panel.neighbour_table() == []
 
 
 def test_search_centres_and_highlights(window):
     data = window.data
     target = len(data) // 2
     assert data.labels[target] in window.completer_model.stringList()
-    xy = window.view.coords()
+    xy = window.state.coords()
     # zoom into a far corner, then search
     lo = np.nanmin(xy, axis=0)
     window.view.plot.vb.setRange(xRange=(lo[0] - 1, lo[0]), yRange=(lo[1] - 1, lo[1]), padding=0)
-    assert window.search_for(data.labels[target].upper()) == target  # case-insensitive
-    assert window.view.selected == target
+    assert window.state.search(data.labels[target].upper()) == target  # case-insensitive
+    assert window.state.selected == target
     cx, cy = window.view.view_centre()
     (x0, x1), _ = window.view.plot.vb.viewRange()
     assert abs(cx - xy[target, 0]) < 0.02 * (x1 - x0) and abs(cy - xy[target, 1]) < 0.02 * (x1 - x0)
     sx, sy = window.view.sel_ring.getData()
     assert (sx[0], sy[0]) == (xy[target, 0], xy[target, 1])
     assert window.view.sel_label.isVisible() and window.view.sel_label.toPlainText() == data.labels[target]
-    assert window.search_for("no-such-model-anywhere") is None
+    assert window.state.search("no-such-model-anywhere") is None
 
 
 def test_family_filter_hides_points(window, qtbot):
@@ -256,13 +245,13 @@ def test_family_filter_hides_points(window, qtbot):
     fam = "opt"
     members = np.flatnonzero(data.families == fam)
     assert len(members) > 0
-    window.view.set_category_visible(fam, False)
+    window.state.set_category_visible(fam, False)
     shown = set(window.view.visible_rows())
     assert shown == set(range(len(data))) - set(members)
     assert window.view.points.data["visible"].sum() == len(data) - len(members)
     # a hidden model cannot be hovered
     r = int(members[0])
-    assert window.view.row_at_view(*window.view.coords()[r]) != r
+    assert window.view.row_at_view(*window.state.coords()[r]) != r
     assert f"{len(shown):,} shown" in window.status_label.text()
 
     # clicking the legend entry toggles it back
@@ -270,19 +259,19 @@ def test_family_filter_hides_points(window, qtbot):
     pos = window.view.mapFromScene(sample.sceneBoundingRect().center())
     qtbot.mouseClick(window.view.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=pos)
     assert len(window.view.visible_rows()) == len(data)
-    assert window.view.selected == -1  # a legend click is not a click on the map
+    assert window.state.selected == -1  # a legend click is not a click on the map
     # and off again
     sample = next(s for s, label in window.view.legend.items if label.text.startswith(fam + " "))
     qtbot.mouseClick(window.view.viewport(), QtCore.Qt.MouseButton.LeftButton,
                      pos=window.view.mapFromScene(sample.sceneBoundingRect().center()))
     assert len(window.view.visible_rows()) == len(data) - len(members)
-    window.show_all_categories()
+    window.state.show_all()
     assert len(window.view.visible_rows()) == len(data)
 
 
 def test_colour_by_numeric_column_and_size(window):
     data = window.data
-    window.set_color_by(MEAN_LOGLIK)
+    window.state.set_color_by(MEAN_LOGLIK)
     assert window.color_combo.currentData() == MEAN_LOGLIK
     bar = window.view.colorbar
     assert bar is not None and not window.view.legend.isVisible()
@@ -294,17 +283,16 @@ def test_colour_by_numeric_column_and_size(window):
     brushes = window.view.points.data["brush"]
     top = brushes[list(rows).index(int(np.argmax(values)))].color()
     bottom = brushes[list(rows).index(int(np.argmin(values)))].color()
-    import pyqtgraph as pg
 
     cmap = pg.colormap.get("viridis")
     assert top.rgb() == cmap.map(1.0, mode="qcolor").rgb()
     assert bottom.rgb() == cmap.map(0.0, mode="qcolor").rgb()
 
-    window.set_size_by(SIZE)
+    window.state.set_size_by(SIZE)
     sizes = window.view.points.data["size"]
     assert len(set(np.round(sizes, 3))) > 2
-    window.set_size_by(None)
-    window.set_color_by("family")
+    window.state.set_size_by(None)
+    window.state.set_color_by("family")
     assert window.view.colorbar is None and window.view.legend.isVisible()
 
 
@@ -318,7 +306,7 @@ def test_trajectories_are_drawn_in_order(window):
     lens = kinds["layers"]
     assert list(lens.positions) == [0, 1, 2] and all("#L" in data.labels[r] for r in lens.rows)
     x, y = window.view.traj_item.getData()
-    xy = window.view.coords()
+    xy = window.state.coords()
     segments = np.split(np.c_[x, y], np.flatnonzero(np.isnan(x)))
     segments = [seg[~np.isnan(seg[:, 0])] for seg in segments]
     drawn = [seg for seg in segments if len(seg) == len(ck.rows) and np.allclose(seg, xy[ck.rows])]
@@ -328,12 +316,8 @@ def test_trajectories_are_drawn_in_order(window):
 
 
 def test_checkpoints_without_steps_still_open(tmp_path):
-    from pylogmap.mapping import compute_map
-    from pylogmap.store import open_map
-    from pylogmap.viewer.loader import FileSource
-
     path = make_map(tmp_path / "revs.h5", 30, 40, n_families=3, embeddings=())
-    with open_map(path) as mf:
+    with open_map(path, "a") as mf:
         L = mf.loglik([0, 1])
         mf.append_rows([("org/model", "main", -1), ("org/model", "fp16", -1)], L)
     compute_map(path, embeddings=("pca",), k=0, progress=False)
@@ -345,7 +329,7 @@ def test_checkpoints_without_steps_still_open(tmp_path):
 
 
 def test_export_png_and_svg(window, tmp_path):
-    window.select_row(3)
+    window.state.select(3)
     png, svg = tmp_path / "view.png", tmp_path / "view.svg"
     window.export(png)
     window.export(svg)
@@ -358,33 +342,29 @@ def test_export_png_and_svg(window, tmp_path):
 
 
 def test_live_refresh_sees_new_models(window, map_path, tmp_path, qtbot):
-    import shutil
-
-    from pylogmap.store import open_map
-
     copy = tmp_path / "live.h5"
     shutil.copy(map_path, copy)
-    assert window.open_path(copy)
+    assert _open(qtbot, window, copy)
     n = len(window.data)
-    window.select_row(2)
+    window.state.select(2)
     label = window.data.labels[2]
     assert not window.check_for_updates()
-    with open_map(copy) as mf:
+    with open_map(copy, "a") as mf:
         L = mf.loglik([0, 1])
         mf.append_rows([("new/model-a", "", -1), ("new/model-b", "", -1)], L + 1.0)
     assert window.check_for_updates()
     assert window.refresh_bar.isVisibleTo(window)
-    qtbot.mouseClick(window.refresh_button, QtCore.Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(window.loadFinished, timeout=60_000) as reloaded:
+        qtbot.mouseClick(window.refresh_button, QtCore.Qt.MouseButton.LeftButton)
+    assert reloaded.args == [True]
     assert len(window.data) == n + 2
     assert "new/model-a" in window.data.labels
-    assert window.data.labels[window.view.selected] == label  # selection kept
+    assert window.data.labels[window.state.selected] == label  # selection kept
     assert "not on the map yet" in window.status_label.text()  # the new rows have no coordinates
     assert not window.refresh_bar.isVisibleTo(window)
 
 
 def _bad_files(tmp_path, map_path) -> dict[str, Path]:
-    import h5py
-
     text = tmp_path / "notes.h5"
     text.write_text("this is not HDF5\n")
     other = tmp_path / "other.h5"
@@ -399,24 +379,20 @@ def _bad_files(tmp_path, map_path) -> dict[str, Path]:
 
 
 def test_bad_files_show_a_dialog(qtbot, tmp_path, map_path):
-    from pylogmap.viewer.window import MainWindow
-
     win = MainWindow()
     qtbot.addWidget(win)
     win.show()
     for what, path in _bad_files(tmp_path, map_path).items():
-        assert not win.open_path(path), what
+        assert not _open(qtbot, win, path), what
         assert win.error_box is not None and win.error_box.isVisible(), what
         assert str(path.name) in win.error_box.text(), (what, win.error_box.text())
         win.error_box.close()
     assert win.data is None
-    assert win.open_path(map_path)  # still works afterwards
-    _dispose(win)
+    assert _open(qtbot, win, map_path)  # still works afterwards
+    dispose(win)
 
 
 def test_bad_files_on_the_command_line(tmp_path, map_path, capsys):
-    from pylogmap.cli import main
-
     for what, path in _bad_files(tmp_path, map_path).items():
         out = tmp_path / f"{path.stem}.png"
         assert main(["view", str(path), "--screenshot", str(out)]) == 2, what
@@ -427,8 +403,6 @@ def test_bad_files_on_the_command_line(tmp_path, map_path, capsys):
 
 
 def test_no_display_is_a_message_not_a_crash(map_path, monkeypatch, capsys):
-    from pylogmap.cli import main
-
     for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(var, raising=False)
     assert main(["view", str(map_path)]) == 2
@@ -439,21 +413,18 @@ def test_no_display_is_a_message_not_a_crash(map_path, monkeypatch, capsys):
 def test_colour_by_a_categorical_annotation(window):
     data = window.data
     assert "architecture" in data.categorical
-    window.set_color_by("architecture")
+    window.state.set_color_by("architecture")
     archs = data.categorical["architecture"].astype(str)
     labels = {label.text.rsplit(" (", 1)[0] for _, label in window.view.legend.items}
     assert labels == set(archs)
     one = archs[0]
-    window.view.toggle_category(one)
+    window.state.toggle_category(one)
     assert set(window.view.visible_rows()) == set(np.flatnonzero(archs != one))
-    window.view.toggle_category(one)
+    window.state.toggle_category(one)
     assert len(window.view.visible_rows()) == len(data)
 
 
 def test_map_without_embedding_offers_to_compute(qtbot, tmp_path, capsys):
-    from pylogmap.cli import main
-    from pylogmap.viewer.window import MainWindow
-
     path = make_map(tmp_path / "raw.h5", 40, 48, n_families=4, embeddings=())
     out = tmp_path / "raw.png"
     assert main(["view", str(path), "--screenshot", str(out)]) == 2
@@ -462,7 +433,7 @@ def test_map_without_embedding_offers_to_compute(qtbot, tmp_path, capsys):
     win = MainWindow()
     qtbot.addWidget(win)
     win.show()
-    assert win.open_path(path)
+    assert _open(qtbot, win, path)
     box = win.error_box
     assert box is not None and box.isVisible() and "no 2-D embedding" in box.text()
     compute = next(b for b in box.buttons() if b.text() == "Compute PCA")
@@ -471,12 +442,10 @@ def test_map_without_embedding_offers_to_compute(qtbot, tmp_path, capsys):
     assert "pca" in win.data.embeddings and np.isfinite(win.data.embeddings["pca"]).all()
     assert len(win.view.visible_rows()) == 40
     assert win.embedding_combo.currentData() == "pca"
-    _dispose(win)
+    dispose(win)
 
 
 def test_screenshot_cli(tmp_path, map_path):
-    from pylogmap.cli import main
-
     out = tmp_path / "shot.png"
     label = "llama-2-000-run@step3000"
     assert main(["view", str(map_path), "--screenshot", str(out), "--select", label]) == 0
@@ -490,8 +459,6 @@ def test_screenshot_cli(tmp_path, map_path):
 
 def test_cli_screenshot_in_a_fresh_process(tmp_path, map_path):
     """The real command in a new interpreter: sets the platform itself and exits cleanly (rc 0)."""
-    import os
-
     out = tmp_path / "fresh.png"
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
     proc = subprocess.run([sys.executable, "-m", "pylogmap", "view", str(map_path), "--screenshot", str(out)],
@@ -504,8 +471,6 @@ def test_cli_screenshot_in_a_fresh_process(tmp_path, map_path):
 # --------------------------------------------------------------------------- 100,000 models
 @pytest.mark.slow  # about 30 s on 2 shared cores, most of it writing the file and its PCA
 def test_hundred_thousand_models_stay_fluid(qtbot, tmp_path):
-    from pylogmap.viewer.window import MainWindow
-
     t0 = time.perf_counter()
     path = make_map(tmp_path / "big.h5", 100_000, 32, n_families=12, embeddings=("pca",))
     t_make = time.perf_counter() - t0
@@ -513,7 +478,7 @@ def test_hundred_thousand_models_stay_fluid(qtbot, tmp_path):
     qtbot.addWidget(win)
     win.resize(1300, 850)
     t0 = time.perf_counter()
-    assert win.open_path(path), win.last_error
+    assert _open(qtbot, win, path), win.last_error
     win.show()
     qtbot.waitExposed(win)
     QtWidgets.QApplication.processEvents()
@@ -521,7 +486,7 @@ def test_hundred_thousand_models_stay_fluid(qtbot, tmp_path):
     assert len(win.view.visible_rows()) == 100_000
 
     rng = np.random.default_rng(0)
-    xy = win.view.coords()
+    xy = win.state.coords()
     legend = win.view.legend.sceneBoundingRect()
     rows = [r for r in rng.integers(0, len(xy), 1200) if not legend.contains(win.view.scene_pos_of(r))][:1000]
     t0 = time.perf_counter()
@@ -529,10 +494,10 @@ def test_hundred_thousand_models_stay_fluid(qtbot, tmp_path):
     t_hover = (time.perf_counter() - t0) / len(rows)
     assert all(h >= 0 for h in hits)
     t0 = time.perf_counter()
-    win.select_row(int(rows[0]))
+    win.state.select(int(rows[0]))
     t_click = time.perf_counter() - t0
     t0 = time.perf_counter()
-    win.view.set_category_visible("opt", False)
+    win.state.set_category_visible("opt", False)
     QtWidgets.QApplication.processEvents()
     t_filter = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -544,4 +509,4 @@ def test_hundred_thousand_models_stay_fluid(qtbot, tmp_path):
           f"select+neighbours {t_click * 1e3:.0f} ms, family filter {t_filter * 1e3:.0f} ms, zoom+repaint {t_zoom * 1e3:.0f} ms")
     # generous sanity bounds only (2 shared cores); real numbers are printed above
     assert t_hover < 0.05 and t_click < 5 and t_filter < 5
-    _dispose(win)
+    dispose(win)

@@ -4,15 +4,23 @@ With `screenshot` the window is rendered to a PNG and the function returns witho
 the event loop (the offscreen Qt platform is chosen automatically when there is no display), so
 docs and checks see exactly what a user sees. Problems with the file raise `PylogmapError`
 before any window opens, so the command line prints a clear message.
+
+Imports Qt: call `pylogmap.viewer.require_qt()` before importing this module.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
 
-from . import require_qt
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from pylogmap.errors import PylogmapError
+
+from .loader import FileSource
+from .window import MainWindow
 
 WINDOW_SIZE = (1500, 920)
 
@@ -20,8 +28,6 @@ WINDOW_SIZE = (1500, 920)
 def _ensure_platform(offscreen_ok: bool) -> None:
     """Use the offscreen platform for a screenshot without a display; without a display and
     without --screenshot, say so instead of letting Qt abort the process."""
-    from pylogmap.errors import PylogmapError
-
     if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
         return
     if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
@@ -43,10 +49,8 @@ def _qt_messages(mode, context, message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def application():
+def application() -> QtWidgets.QApplication:
     """The QApplication (created once, with a readable default font)."""
-    from PySide6 import QtCore, QtGui, QtWidgets
-
     app = QtWidgets.QApplication.instance()
     if app is None:
         QtCore.qInstallMessageHandler(_qt_messages)
@@ -59,34 +63,28 @@ def application():
     return app
 
 
-def build_window(source, data, *, select: str | None = None):
-    """A MainWindow showing `data` (already loaded from `source`), with an optional selection."""
-    from pylogmap.errors import PylogmapError
-
-    from .window import MainWindow
-
+def build_window(source=None, data=None, *, select: str | None = None) -> MainWindow:
+    """A MainWindow showing `data` (already loaded from `source`; empty without), with an
+    optional selection."""
     win = MainWindow()
     win.resize(*WINDOW_SIZE)
-    win.source = source
-    win.set_map(data)
-    win.poll_timer.start()
-    if select:
-        if data.find(select) is None:
-            raise PylogmapError(f"no model matches --select {select!r}; run 'pylogmap info FILE' to list the models")
-        win.select_row(data.find(select))
+    if data is not None:
+        win.show_source(source, data)
+        if select:
+            row = data.find(select)
+            if row is None:
+                dispose(win)
+                raise PylogmapError(f"no model matches --select {select!r}; "
+                                    "run 'pylogmap info FILE' to list the models")
+            win.state.select(row)
     return win
 
 
 def main(path: str | Path | None, screenshot: str | Path | None = None, select: str | None = None) -> int:
     """Open the viewer on a map file (or an empty window when path is None)."""
-    require_qt()
-    from pylogmap.errors import PylogmapError
-
     _ensure_platform(offscreen_ok=screenshot is not None)
     source = data = None
     if path is not None:
-        from .loader import FileSource
-
         source = FileSource(path)
         data = source.load()
         if screenshot is not None and not data.embeddings:
@@ -95,14 +93,7 @@ def main(path: str | Path | None, screenshot: str | Path | None = None, select: 
         raise PylogmapError("--screenshot needs a map file to draw")
 
     app = application()
-    if data is None:
-        from .window import MainWindow
-
-        win = MainWindow()
-        win.resize(*WINDOW_SIZE)
-        win._update_status()
-    else:
-        win = build_window(source, data, select=select)
+    win = build_window(source, data, select=select)
     try:
         win.show()
         if screenshot is not None:
@@ -113,18 +104,14 @@ def main(path: str | Path | None, screenshot: str | Path | None = None, select: 
         dispose(win)
 
 
-def dispose(win) -> None:
+def dispose(win: MainWindow) -> None:
     """Close and delete a window while Qt is still up.
 
     pyqtgraph 0.14 with PySide6 6.12 can segfault at interpreter exit when scatter items are
     still alive then; deleting the window first makes the exit clean.
     """
-    import gc
-
-    from PySide6 import QtWidgets
-
+    win.shutdown()
     win.close()
-    win.poll_timer.stop()
     win.deleteLater()
     app = QtWidgets.QApplication.instance()
     if app is not None:

@@ -8,8 +8,8 @@ trajectories (checkpoints of one run, layers of one model, grouped by
 model's nearest neighbours and the KL estimate of a pair. The UI only talks to this class, so it
 is built and tested on arrays; `loader.py` fills it from an HDF5 map file.
 
-numpy only: no Qt, no torch. The KL numbers come from `pylogmap.geometry` and
-`pylogmap.neighbors` (imported when first needed), never from code of our own.
+numpy only: no Qt, no torch. The KL numbers come from `pylogmap.mapping.geometry` and
+`pylogmap.mapping.neighbors`, never from code of our own.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import numpy as np
+
+from pylogmap.mapping import geometry, neighbors
+
+from .palette import PUBLISHED_FAMILIES
 
 # Column names the UI shows; loader.py and tests use the same constants.
 MEAN_LOGLIK = "mean log-likelihood"
@@ -71,21 +75,15 @@ class QGeometry:
         self.mean_bytes = float(mean_bytes)
 
     def _bpb(self, nats):
-        from pylogmap.mapping import geometry
-
         if not self.mean_bytes > 0:  # text lengths unknown: only nats are meaningful
             return np.full(np.shape(nats), np.nan) if np.ndim(nats) else float("nan")
         return geometry.to_bits_per_byte(nats, self.mean_bytes)
 
     def pair(self, i: int, j: int) -> PairKL:
-        from pylogmap.mapping import geometry
-
         kl, se = geometry.kl_estimate(self.Q[i], self.Q[j])
         return PairKL(float(kl), float(se), float(self._bpb(kl)), float(self._bpb(se)))
 
     def neighbours(self, row: int, k: int) -> Neighbours:
-        from pylogmap.mapping import neighbors
-
         k = max(1, min(int(k), len(self.Q) - 1))
         table = neighbors.neighbors_of(self.Q, int(row), k, self.mean_bytes if self.mean_bytes > 0 else float("nan"))
         kl, se = table.kl_nats[0], table.se_nats[0]
@@ -154,8 +152,6 @@ class MapData:
 
     def family_order(self) -> list[str]:
         """Families present: the published classes first (in their order), then by count."""
-        from .palette import PUBLISHED_FAMILIES
-
         names, counts = np.unique(self.families.astype(str), return_counts=True)
         count = dict(zip(names, counts))
         published = [f for f in PUBLISHED_FAMILIES if f in count and f != "others"]

@@ -14,7 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pylogmap.analysis import group_trajectories
 from pylogmap.errors import MapFileError, PylogmapError
+from pylogmap.mapping import embedding, geometry, load_geometry
+from pylogmap.mapping.families import default_families
+from pylogmap.store import open_map
 
 from .data import FAMILY, MEAN_LOGLIK, SIZE, MapData, QGeometry
 
@@ -23,12 +27,10 @@ EMBEDDINGS = ("tsne", "pca", "umap")
 
 def _families(table: dict, annotations: dict, rows: np.ndarray) -> np.ndarray:
     """The `family` annotation when the file has one, else the published classes from the name
-    and architecture (`annotations.default_families`, as `pylogmap map` stores them)."""
+    and architecture (`mapping.families.default_families`, as `pylogmap map` stores them)."""
     if FAMILY in annotations and annotations[FAMILY].dtype.kind == "O":
         fam = np.asarray(annotations[FAMILY], dtype=object)[rows]
         return np.where(fam == "", "others", fam).astype(object)
-    from pylogmap.mapping.families import default_families
-
     return np.array(default_families(list(table["name"][rows]), list(table["architecture"][rows])), dtype=object)
 
 
@@ -44,8 +46,6 @@ def _trajectories(names: list[str], revisions: list[str], layers: np.ndarray, st
     are left out before grouping, which keeps opening a 100,000-model map fast. Row indices of
     the result are mapped back to all rows.
     """
-    from pylogmap.analysis.trajectories import group_trajectories
-
     cand = [i for i in range(len(names))
             if layers[i] >= 0 or steps[i] >= 0 or revisions[i]
             or any(w in names[i].lower() for w in _CHECKPOINT_WORDS)]
@@ -62,11 +62,8 @@ def _trajectories(names: list[str], revisions: list[str], layers: np.ndarray, st
 
 def build_mapdata(mf, source: str = "") -> MapData:
     """A MapData for the scored rows of an open `MapFile`."""
-    from pylogmap import mapping
-    from pylogmap.mapping import embedding, geometry
-
     # the same rows, tau and Q as `pylogmap map` / `pylogmap neighbors` (stored tau reused)
-    geo, _tau_source = mapping.load_geometry(mf)
+    geo, _tau_source = load_geometry(mf)
     table = mf.models_table()
     labels_all = mf.labels()
     rows = geo.rows
@@ -155,8 +152,6 @@ class FileSource:
         self._mf = None
 
     def load(self) -> MapData:
-        from pylogmap.store import open_map
-
         mf = open_map(self.path)
         try:
             data = build_mapdata(mf, str(self.path))

@@ -1,11 +1,18 @@
-"""The side panel: the selected model, its nearest neighbours with KL estimates, and a pair's KL."""
+"""The side panel: the selected model, its nearest neighbours with KL estimates, and a pair's KL.
+
+It shows what a `ViewerState` holds (redrawn on its map, selection and pair events) and writes
+back the number of neighbours and the neighbour chosen in its table.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .data import MEAN_LOGLIK, SIZE, MapData, Neighbours, PairKL
+from .state import ViewerState
 
 NEIGHBOUR_COLUMNS = ("#", "model", "KL bits/byte", "KL nats/text")
 HINT = (
@@ -21,8 +28,6 @@ def fmt(v: float, digits: int = 4) -> str:
 def fmt_pm(value: float, se: float, digits: int = 3) -> str:
     """'0.0616 ± 0.0064', '1299 ± 620': the value to `digits` significant digits, the standard
     error rounded to the same decimal place."""
-    import math
-
     if not (math.isfinite(value) and math.isfinite(se)):
         return f"{value:.{digits}g} ± {se:.2g}"
     mag = math.floor(math.log10(abs(value))) if value != 0 else 0
@@ -31,15 +36,15 @@ def fmt_pm(value: float, se: float, digits: int = 3) -> str:
 
 
 class ModelPanel(QtWidgets.QWidget):
-    """Shows one model and its neighbours; emits `rowActivated` when a neighbour is double-clicked."""
+    """Shows the selected model and its neighbours; emits `rowActivated` when a neighbour is
+    double-clicked (the window selects it and centres the map on it)."""
 
     rowActivated = QtCore.Signal(int)
-    rowHighlighted = QtCore.Signal(int)  # a neighbour row was selected in the table (-1: none)
-    kChanged = QtCore.Signal(int)
     copyRequested = QtCore.Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, state: ViewerState, parent=None):
         super().__init__(parent)
+        self.state = state
         self.setMinimumWidth(440)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
@@ -67,8 +72,8 @@ class ModelPanel(QtWidgets.QWidget):
         row.addWidget(QtWidgets.QLabel("neighbours k ="))
         self.k_spin = QtWidgets.QSpinBox()
         self.k_spin.setRange(1, 200)
-        self.k_spin.setValue(10)
-        self.k_spin.valueChanged.connect(self.kChanged)
+        self.k_spin.setValue(state.k)
+        self.k_spin.valueChanged.connect(state.set_k)
         row.addWidget(self.k_spin)
         layout.addLayout(row)
 
@@ -87,7 +92,7 @@ class ModelPanel(QtWidgets.QWidget):
         header.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.table.cellDoubleClicked.connect(self._on_double_click)
         self.table.currentCellChanged.connect(
-            lambda r, _c, _pr, _pc: self.rowHighlighted.emit(self._rows[r] if 0 <= r < len(self._rows) else -1))
+            lambda r, _c, _pr, _pc: state.highlight(self._rows[r] if 0 <= r < len(self._rows) else -1))
         self.table.setToolTip("Double-click a neighbour to select it")
         layout.addWidget(self.table, 1)
 
@@ -99,6 +104,26 @@ class ModelPanel(QtWidgets.QWidget):
         pair_layout.addWidget(self.pair_label)
         layout.addWidget(self.pair_box)
         self._rows: list[int] = []
+
+        state.events.map.connect(self.clear)
+        state.events.selection.connect(self._on_selection)
+        state.events.pair.connect(self._on_pair)
+
+    # ------------------------------------------------------------------ state events
+    def _on_selection(self) -> None:
+        state = self.state
+        if state.data is None or state.selected < 0:
+            self.clear()
+            return
+        self.show_model(state.data, state.selected, state.neighbours, state.neighbour_error)
+        self.clear_pair()
+
+    def _on_pair(self) -> None:
+        state = self.state
+        if state.data is None or state.selected < 0 or state.pair < 0:
+            self.clear_pair()
+            return
+        self.show_pair(state.data, state.selected, state.pair, state.pair_kl, state.pair_error)
 
     # ------------------------------------------------------------------ content
     def clear(self) -> None:

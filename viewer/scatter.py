@@ -7,20 +7,23 @@ Built to stay fluid with 100,000 points:
   per-point hit tests, and hover lookups are throttled to one per ~30 ms;
 - selection, neighbours, the pair and trajectories are separate small overlay items, so selecting
   a model never redraws the 100,000 points.
+
+What is drawn (embedding, colour, size, filters, selection, hover) is a `ViewerState`: the widget
+writes hover, clicks and legend clicks to the state and redraws on the state's events.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+import pyqtgraph.exporters as exporters
+from PySide6 import QtCore, QtGui, QtSvg, QtWidgets
 from scipy.spatial import cKDTree
 
-from .data import FAMILY, MapData
+from .data import FAMILY
 from .palette import N_COLOR_BINS, NUMERIC_COLORMAP, category_colors, default_marker_size, size_levels, value_bins
+from .state import OTHER_CATEGORY, ViewerState
 
-MAX_LEGEND_CATEGORIES = 24
-OTHER_CATEGORY = "(other categories)"
 HOVER_RADIUS_PX = 6.0
 EMBEDDING_TITLES = {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}
 
@@ -32,15 +35,12 @@ def _qcolor(hex_or_rgb, alpha: int = 255) -> QtGui.QColor:
 
 
 class MapView(pg.GraphicsLayoutWidget):
-    """Scatter of one `MapData` embedding. Signals carry MapData row indices (-1 = none)."""
+    """Scatter of the active embedding of a `ViewerState`'s map, redrawn on the state's events."""
 
-    hovered = QtCore.Signal(int)
-    clicked = QtCore.Signal(int, bool)  # row (-1: empty space), second-selection modifier held
-    filtersChanged = QtCore.Signal()
-
-    def __init__(self, parent=None):
+    def __init__(self, state: ViewerState, parent=None):
         pg.setConfigOptions(antialias=True, foreground="k", background="w")
         super().__init__(parent)
+        self.state = state
         self.setBackground("w")
         self.plot: pg.PlotItem = self.addPlot(row=0, col=0)
         self.plot.setAspectLocked(True)
@@ -86,16 +86,6 @@ class MapView(pg.GraphicsLayoutWidget):
         self._show_legend(True)
         self.colorbar: pg.ColorBarItem | None = None
 
-        self.data: MapData | None = None
-        self.embedding: str | None = None
-        self.color_by: str = FAMILY
-        self.size_by: str | None = None
-        self.show_trajectories = True
-        self.hidden: dict[str, set[str]] = {}  # categorical column -> hidden categories
-        self.selected = -1
-        self.pair = -1
-        self.neighbour_rows = np.empty(0, dtype=np.int64)
-        self.hover_row = -1
         self.hover_text = ""
         self.marker_size = 8.0
         self._draw_rows = np.empty(0, dtype=np.int64)  # MapData rows in the scatter, in draw order
@@ -113,126 +103,79 @@ class MapView(pg.GraphicsLayoutWidget):
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self.setMouseTracking(True)
 
-    # ----------------------------------------------------------------- data and appearance
-    def set_data(self, data: MapData, embedding: str | None = None) -> None:
-        """Show a new map; keeps colour/size/filter choices that still apply."""
-        self.data = data
-        if embedding is None or embedding not in data.embeddings:
-            embedding = next(iter(data.embeddings), None)
-        self.embedding = embedding
-        if self.color_by != FAMILY and self.color_by not in data.numeric and self.color_by not in data.categorical:
-            self.color_by = FAMILY
-        if self.size_by is not None and self.size_by not in data.numeric:
-            self.size_by = None
-        self.hidden = {k: v for k, v in self.hidden.items() if k in data.categorical}
-        self.marker_size = default_marker_size(len(data))
-        self.selected, self.pair = -1, -1
-        self.neighbour_rows = np.empty(0, dtype=np.int64)
+        events = state.events
+        events.map.connect(self._on_map)
+        events.embedding.connect(lambda: self.redraw(autorange=True))
+        events.colour.connect(self.redraw)
+        events.size.connect(self.redraw)
+        events.filters.connect(self._on_filters)
+        events.trajectories.connect(self._draw_trajectories)
+        events.selection.connect(self._update_overlays)
+        events.pair.connect(self._update_overlays)
+        events.hover.connect(self._on_hover)
+        events.highlight.connect(self._on_highlight)
+
+    # ----------------------------------------------------------------- state events
+    def _on_map(self) -> None:
+        data = self.state.data
+        self.marker_size = default_marker_size(len(data)) if data is not None else 8.0
+        self.hover_ring.setData([], [])
+        self.hover_text = ""
         self.redraw(autorange=True)
 
-    def set_embedding(self, name: str) -> None:
-        if self.data is None or name not in self.data.embeddings:
-            raise KeyError(f"no embedding {name!r}")
-        self.embedding = name
-        self.redraw(autorange=True)
-        self._update_overlays()
-
-    def set_color_by(self, column: str) -> None:
-        if self.data is None or (column not in self.data.numeric and column not in self.data.categorical):
-            raise KeyError(f"no column {column!r}")
-        self.color_by = column
-        self.redraw()
-
-    def set_size_by(self, column: str | None) -> None:
-        if column is not None and (self.data is None or column not in self.data.numeric):
-            raise KeyError(f"no numeric column {column!r}")
-        self.size_by = column
-        self.redraw()
-
-    def set_show_trajectories(self, show: bool) -> None:
-        self.show_trajectories = bool(show)
-        self._draw_trajectories()
-
-    def set_category_visible(self, category: str, visible: bool, column: str | None = None) -> None:
-        """Show or hide the models of one category (a family by default)."""
-        column = column or (self.color_by if self._categorical_mode() else FAMILY)
-        hidden = self.hidden.setdefault(column, set())
-        (hidden.discard if visible else hidden.add)(category)
-        if column == self.color_by and category in self._legend_items:
-            self._legend_items[category].setVisible(visible)
+    def _on_filters(self) -> None:
+        for category, sample in self._legend_items.items():
+            sample.setVisible(not self.state.is_hidden(category, self.state.color_by))
         self.apply_filters()
-        self.filtersChanged.emit()
 
-    def toggle_category(self, category: str) -> None:
-        """What a click on a legend entry does."""
-        column = self.color_by if self._categorical_mode() else FAMILY
-        self.set_category_visible(category, category in self.hidden.get(column, set()), column)
+    def _on_hover(self) -> None:
+        row = self.state.hovered
+        if row >= 0 and self.state.data is not None:
+            self._ring(self.hover_ring, row, 1.6)
+            self.hover_text = self.state.data.tooltip(row)
+        else:
+            self.hover_ring.setData([], [])
+            self.hover_text = ""
 
-    def coords(self) -> np.ndarray:
-        assert self.data is not None and self.embedding is not None
-        return self.data.embeddings[self.embedding]
+    def _on_highlight(self) -> None:
+        """Ring the model chosen in the side panel's table; -1 removes the ring."""
+        row = self.state.highlighted
+        if row < 0 or self.state.data is None or not np.isfinite(self.state.coords()[row]).all():
+            self.hover_ring.setData([], [])
+        else:
+            self._ring(self.hover_ring, row, 1.6)
 
-    def visible_mask(self) -> np.ndarray:
-        """Rows drawn now: on the current embedding and not hidden by a legend filter."""
-        data = self.data
-        if data is None or self.embedding is None:
-            return np.zeros(0 if data is None else len(data), dtype=bool)
-        mask = np.isfinite(self.coords()).all(axis=1)
-        for column, hidden in self.hidden.items():
-            if hidden:
-                mask &= ~np.isin(self._categories(column), list(hidden))
-        return mask
+    def _ring(self, item: pg.ScatterPlotItem, row: int, factor: float) -> None:
+        x, y = self.state.coords()[row]
+        item.setData(x=[x], y=[y], size=[self._ring_size(row, factor)])
 
+    # ----------------------------------------------------------------- drawing the points
     def visible_rows(self) -> np.ndarray:
+        """The rows drawn now (on the embedding, not filtered out), in draw order."""
         return self._visible_rows.copy()
 
-    def _categorical_mode(self) -> bool:
-        return self.data is not None and self.color_by in self.data.categorical
-
-    def _categories(self, column: str) -> np.ndarray:
-        """The column as strings, with categories beyond the legend's capacity merged."""
-        assert self.data is not None
-        values = self.data.categorical[column].astype(str)
-        order = self.data.family_order() if column == FAMILY else self._order_by_count(values)
-        if len(order) > MAX_LEGEND_CATEGORIES:
-            keep = set(order[: MAX_LEGEND_CATEGORIES - 1])
-            values = np.where(np.isin(values, list(keep)), values, OTHER_CATEGORY)
-        return values
-
-    @staticmethod
-    def _order_by_count(values: np.ndarray) -> list[str]:
-        names, counts = np.unique(values, return_counts=True)
-        return [str(n) for _, n in sorted(zip(-counts, names))]
-
-    def _category_order(self, column: str) -> list[str]:
-        values = self._categories(column)
-        present = set(np.unique(values))
-        base = self.data.family_order() if column == FAMILY else self._order_by_count(values)
-        order = [c for c in base if c in present]
-        if OTHER_CATEGORY in present:
-            order.append(OTHER_CATEGORY)
-        return order
-
     def redraw(self, autorange: bool = False) -> None:
-        """Rebuild the scatter (after a change of data, embedding, colour, size or filter)."""
-        data = self.data
+        """Rebuild the scatter (after a change of map, embedding, colour or size)."""
+        state, data = self.state, self.state.data
         self._clear_colorbar()
         self.legend.clear()
         self._legend_items = {}
-        if data is None or self.embedding is None:
+        if data is None or state.embedding is None:
             self.points.clear()
             self._draw_rows = self._visible_rows = np.empty(0, dtype=np.int64)
             self._tree = None
+            self._draw_trajectories()
+            self._update_overlays()
             return
-        xy = self.coords()
+        xy = state.coords()
         mask = np.isfinite(xy).all(axis=1)  # filters are applied as visibility, see apply_filters
         outline = len(data) <= 5_000
         pen = pg.mkPen(255, 255, 255, 200, width=0.8) if outline else pg.mkPen(None)
         alpha = 230 if len(data) <= 5_000 else 200
 
-        if self._categorical_mode():
-            cats = self._categories(self.color_by)
-            order = self._category_order(self.color_by)
+        if state.colour_is_categorical():
+            cats = state.categories(state.color_by)
+            order = state.category_order(state.color_by)
             colors = category_colors(order)
             brushes = {c: pg.mkBrush(_qcolor(colors[c], alpha)) for c in order}
             # draw the grey "others" underneath the coloured families
@@ -242,10 +185,9 @@ class MapView(pg.GraphicsLayoutWidget):
             draw = draw[mask[draw]]
             brush_list = [brushes[c] for c in cats[draw]]
             counts = dict(zip(*np.unique(cats, return_counts=True)))
-            hidden = self.hidden.get(self.color_by, set())
             for c in order:
                 sample = pg.ScatterPlotItem(symbol="o", size=10, pen=pg.mkPen(255, 255, 255), brush=brushes[c])
-                sample.setVisible(c not in hidden)
+                sample.setVisible(not state.is_hidden(c, state.color_by))
                 self.legend.addItem(sample, f"{c} ({counts[c]:,})")
                 self._legend_items[c] = sample
             self._show_legend(True)
@@ -255,7 +197,7 @@ class MapView(pg.GraphicsLayoutWidget):
             for legend_sample, _label in self.legend.items:
                 legend_sample.sigClicked.connect(self._on_legend_clicked)
         else:
-            values = data.numeric[self.color_by]
+            values = data.numeric[state.color_by]
             bins, lo, hi = value_bins(values)
             cmap = pg.colormap.get(NUMERIC_COLORMAP)
             lut = cmap.getLookupTable(0.0, 1.0, N_COLOR_BINS, alpha=False)
@@ -266,12 +208,12 @@ class MapView(pg.GraphicsLayoutWidget):
             brush_list = [brushes_lut[b] if b >= 0 else nan_brush for b in bins[draw]]
             self._show_legend(False)
             self.colorbar = pg.ColorBarItem(values=(lo, hi), colorMap=cmap, interactive=False, width=14,
-                                            label=self.color_by, colorMapMenu=False)
+                                            label=state.color_by, colorMapMenu=False)
             self.addItem(self.colorbar, row=0, col=1)
 
         self.legend.setVisible(bool(self._legend_items))
-        if self.size_by is not None:
-            sizes = size_levels(data.numeric[self.size_by], self.marker_size)
+        if state.size_by is not None:
+            sizes = size_levels(data.numeric[state.size_by], self.marker_size)
         else:
             sizes = np.full(len(data), self.marker_size)
         self._sizes = sizes
@@ -289,33 +231,34 @@ class MapView(pg.GraphicsLayoutWidget):
         pyqtgraph's `setPointsVisible` would look every point up in its sprite atlas again (about a
         second for 100,000 points); the sprites do not change, so their atlas rectangles are kept.
         """
-        if self.data is None or self.embedding is None or not len(self._draw_rows):
+        state = self.state
+        if state.data is None or state.embedding is None or not len(self._draw_rows):
             self._visible_rows = np.empty(0, dtype=np.int64)
             self._tree = None
         else:
-            vis = self.visible_mask()[self._draw_rows]
+            vis = state.visible_mask()[self._draw_rows]
             src = self.points.data["sourceRect"].copy()
             self.points.setPointsVisible(vis, update=False)
             self.points.data["sourceRect"] = src
             self.points.updateSpots()
             self._visible_rows = self._draw_rows[vis]
-            self._tree = cKDTree(self.coords()[self._visible_rows]) if len(self._visible_rows) else None
+            self._tree = cKDTree(state.coords()[self._visible_rows]) if len(self._visible_rows) else None
         self._draw_trajectories()
         self._update_overlays()
         self.plot.setTitle(self._title(), size="11pt")
 
     def _title(self) -> str:
-        data = self.data
+        state, data = self.state, self.state.data
         if data is None:
             return ""
         shown = len(self._visible_rows)
-        name = EMBEDDING_TITLES.get(self.embedding or "", self.embedding or "")
+        name = EMBEDDING_TITLES.get(state.embedding or "", state.embedding or "")
         what = f"{shown:,} models" if shown == len(data) else f"{shown:,} of {len(data):,} models"
         title = f"{name} map of {what}"
-        if self.color_by != FAMILY:
-            title += f" — colour: {self.color_by}"
-        if self.size_by is not None:
-            title += f" — size: {self.size_by}"
+        if state.color_by != FAMILY:
+            title += f" — colour: {state.color_by}"
+        if state.size_by is not None:
+            title += f" — size: {state.size_by}"
         return title
 
     def _show_legend(self, show: bool) -> None:
@@ -333,21 +276,21 @@ class MapView(pg.GraphicsLayoutWidget):
             self.colorbar = None
 
     def _on_legend_clicked(self, item) -> None:
+        """pyqtgraph has already toggled the sample's visibility; the state follows it."""
         for cat, sample in self._legend_items.items():
             if sample is item:
-                column = self.color_by
-                self.set_category_visible(cat, item.isVisible(), column)
+                self.state.set_category_visible(cat, item.isVisible(), self.state.color_by)
                 return
 
     # ----------------------------------------------------------------- overlays
     def _draw_trajectories(self) -> None:
-        data = self.data
-        if data is None or self.embedding is None or not self.show_trajectories or not data.trajectories:
+        state, data = self.state, self.state.data
+        if data is None or state.embedding is None or not state.show_trajectories or not data.trajectories:
             self.traj_item.setData([], [])
             self.traj_ends.setData([], [])
             return
-        xy = self.coords()
-        mask = self.visible_mask()
+        xy = state.coords()
+        mask = state.visible_mask()
         xs, ys, ends = [], [], []
         for traj in data.trajectories:
             rows = traj.rows[mask[traj.rows]]
@@ -364,29 +307,24 @@ class MapView(pg.GraphicsLayoutWidget):
         base = self._sizes[row] if len(self._sizes) > row >= 0 else self.marker_size
         return max(base * factor, base + 8)
 
-    def set_selection(self, row: int, neighbour_rows=(), pair: int = -1) -> None:
-        """Highlight a model, its neighbours (with lines to them) and a second model of a pair."""
-        self.selected = int(row)
-        self.neighbour_rows = np.asarray(neighbour_rows, dtype=np.int64)
-        self.pair = int(pair)
-        self._update_overlays()
-
     def _update_overlays(self) -> None:
-        data = self.data
-        empty = self.selected < 0 or data is None or self.embedding is None
+        """Draw the selected model, the lines to its neighbours and the pair (from the state)."""
+        state, data = self.state, self.state.data
         for item in (self.sel_ring, self.nb_rings, self.pair_ring):
             item.setData([], [])
         self.nb_lines.setData([], [])
         self.pair_line.setData([], [])
         self.sel_label.hide()
         self.pair_label.hide()
-        if empty:
+        selected = state.selected
+        if selected < 0 or data is None or state.embedding is None:
             return
-        xy = self.coords()
-        if not np.isfinite(xy[self.selected]).all():
+        xy = state.coords()
+        if not np.isfinite(xy[selected]).all():
             return
-        x0, y0 = xy[self.selected]
-        nb = self.neighbour_rows[np.isfinite(xy[self.neighbour_rows]).all(axis=1)] if len(self.neighbour_rows) else self.neighbour_rows
+        x0, y0 = xy[selected]
+        nb = state.neighbour_rows()
+        nb = nb[np.isfinite(xy[nb]).all(axis=1)] if len(nb) else nb
         if len(nb):
             lx = np.empty(2 * len(nb))
             ly = np.empty(2 * len(nb))
@@ -394,29 +332,22 @@ class MapView(pg.GraphicsLayoutWidget):
             lx[1::2], ly[1::2] = xy[nb, 0], xy[nb, 1]
             self.nb_lines.setData(lx, ly, connect="pairs")
             self.nb_rings.setData(x=xy[nb, 0], y=xy[nb, 1], size=[self._ring_size(r, 1.5) for r in nb])
-        self.sel_ring.setData(x=[x0], y=[y0], size=[self._ring_size(self.selected, 2.2)])
-        self.sel_label.setText(data.labels[self.selected])
+        self.sel_ring.setData(x=[x0], y=[y0], size=[self._ring_size(selected, 2.2)])
+        self.sel_label.setText(data.labels[selected])
         self.sel_label.setPos(x0, y0)
         self.sel_label.show()
-        if self.pair >= 0 and np.isfinite(xy[self.pair]).all():
-            x1, y1 = xy[self.pair]
+        pair = state.pair
+        if pair >= 0 and np.isfinite(xy[pair]).all():
+            x1, y1 = xy[pair]
             self.pair_line.setData([x0, x1], [y0, y1])
-            self.pair_ring.setData(x=[x1], y=[y1], size=[self._ring_size(self.pair, 2.2)])
-            self.pair_label.setText(data.labels[self.pair])
+            self.pair_ring.setData(x=[x1], y=[y1], size=[self._ring_size(pair, 2.2)])
+            self.pair_label.setText(data.labels[pair])
             self.pair_label.setPos(x1, y1)
             self.pair_label.show()
 
-    def highlight(self, row: int) -> None:
-        """Ring one model (e.g. the neighbour chosen in the side panel's table); -1 removes it."""
-        if row < 0 or self.data is None or not np.isfinite(self.coords()[row]).all():
-            self.hover_ring.setData([], [])
-            return
-        x, y = self.coords()[row]
-        self.hover_ring.setData(x=[x], y=[y], size=[self._ring_size(row, 1.6)])
-
     def centre_on(self, row: int) -> None:
         """Centre the view on a model (keeping the zoom, zooming in if the whole map is shown)."""
-        xy = self.coords()[row]
+        xy = self.state.coords()[row]
         if not np.isfinite(xy).all():
             return
         (x0, x1), (y0, y1) = self.plot.vb.viewRange()
@@ -459,22 +390,14 @@ class MapView(pg.GraphicsLayoutWidget):
         self.hover_at_scene(self._hover_pos)
 
     def hover_at_scene(self, pos: QtCore.QPointF) -> int:
-        """Update the hover ring and tooltip for a scene position; returns the row (-1 = none)."""
+        """Hover the model at a scene position (state and tooltip); returns the row (-1 = none)."""
         row = self.row_at_scene(pos)
-        if row != self.hover_row:
-            self.hover_row = row
+        if row != self.state.hovered:
+            self.state.hover(row)
             if row >= 0:
-                assert self.data is not None
-                x, y = self.coords()[row]
-                self.hover_ring.setData(x=[x], y=[y], size=[self._ring_size(row, 1.6)])
-                self.hover_text = self.data.tooltip(row)
-                view_pos = self.mapFromScene(pos)
-                QtWidgets.QToolTip.showText(self.mapToGlobal(view_pos), self.hover_text, self)
+                QtWidgets.QToolTip.showText(self.mapToGlobal(self.mapFromScene(pos)), self.hover_text, self)
             else:
-                self.hover_ring.setData([], [])
-                self.hover_text = ""
                 QtWidgets.QToolTip.hideText()
-            self.hovered.emit(row)
         return row
 
     def _on_mouse_clicked(self, ev) -> None:
@@ -488,18 +411,16 @@ class MapView(pg.GraphicsLayoutWidget):
         mods = ev.modifiers()
         second = bool(mods & (QtCore.Qt.KeyboardModifier.ControlModifier | QtCore.Qt.KeyboardModifier.MetaModifier
                               | QtCore.Qt.KeyboardModifier.ShiftModifier))
-        self.clicked.emit(self.row_at_scene(pos), second)
+        self.state.click(self.row_at_scene(pos), second=second)
 
     def scene_pos_of(self, row: int) -> QtCore.QPointF:
         """Scene position of a model (for tests and programmatic hovering)."""
-        x, y = self.coords()[row]
+        x, y = self.state.coords()[row]
         return self.plot.vb.mapViewToScene(QtCore.QPointF(float(x), float(y)))
 
     # ----------------------------------------------------------------- export
     def export(self, path: str) -> None:
         """Write the current view (map, legend, colour bar) as PNG or SVG, chosen by the suffix."""
-        import pyqtgraph.exporters as exporters
-
         suffix = str(path).lower().rsplit(".", 1)[-1]
         if suffix == "svg":
             self._export_svg(str(path))
@@ -518,8 +439,6 @@ class MapView(pg.GraphicsLayoutWidget):
         Items are switched to pyqtgraph's export mode while painting, so the points are drawn as
         vector symbols rather than cached pixmaps.
         """
-        from PySide6 import QtSvg
-
         rect = self.ci.sceneBoundingRect()
         gen = QtSvg.QSvgGenerator()
         gen.setFileName(path)

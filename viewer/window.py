@@ -1,44 +1,54 @@
 """The main window: map, side panel, toolbar (search, embedding, colour, size), menus, live refresh.
 
-The window shows a `MapData`; where it came from is a `source` object with `load() -> MapData`,
-`changed() -> bool` and `path` (see `loader.FileSource`), so the same window serves a map file,
-tests on arrays, and File > Open. Problems the user can fix (`PylogmapError`) are shown in a
-dialog; the window stays usable.
+The window shows the map of its `ViewerState`; where the map came from is a `source` object with
+`load() -> MapData`, `changed() -> bool` and `path` (see `loader.FileSource`), so the same window
+serves a map file, tests on arrays, and File > Open. Loading a map and computing a missing
+embedding run in superqt thread workers (Qt's thread pool), whose signals deliver the result or
+the error to the GUI thread; nothing polls for results. Problems the user can fix
+(`PylogmapError`) are shown in a dialog; the window stays usable.
 """
 
 from __future__ import annotations
 
-import threading
 import traceback
 from pathlib import Path
 
-import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
+from superqt.utils import WorkerBase, create_worker
 
 from pylogmap.errors import PylogmapError
 
 from .data import FAMILY, MapData
+from .loader import FileSource
 from .panels import ModelPanel
 from .scatter import EMBEDDING_TITLES, MapView
+from .state import ViewerState
 
 POLL_MS = 2000
 NO_SIZE = "uniform"
 
 
 class MainWindow(QtWidgets.QMainWindow):
+    """The viewer window. `loadFinished(ok)` is emitted when a map opened or reloaded in the
+    background is shown (True) or its error dialog is (False)."""
+
+    loadFinished = QtCore.Signal(bool)
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle("pylogmap viewer")
         self.resize(1400, 900)
-        self.data: MapData | None = None
+        self.state = ViewerState()
         self.source = None
         self.error_box: QtWidgets.QMessageBox | None = None
         self.last_error: str = ""
-        self._job: dict | None = None  # running embedding computation
+        self._loading: WorkerBase | None = None  # the worker loading a map
+        self._computing: WorkerBase | None = None  # the worker computing an embedding
+        self._closed = False
 
-        self.view = MapView(self)
+        self.view = MapView(self.state, self)
         self.setCentralWidget(self.view)
-        self.panel = ModelPanel(self)
+        self.panel = ModelPanel(self.state, self)
         dock = QtWidgets.QDockWidget("Model", self)
         dock.setObjectName("model-dock")
         dock.setWidget(self.panel)
@@ -51,17 +61,28 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_menus()
         self._build_statusbar()
 
-        self.view.hovered.connect(self._on_hover)
-        self.view.clicked.connect(self._on_click)
-        self.view.filtersChanged.connect(self._update_status)
-        self.panel.rowActivated.connect(lambda r: self.select_row(r, centre=True))
-        self.panel.rowHighlighted.connect(self.view.highlight)
-        self.panel.kChanged.connect(lambda _k: self.select_row(self.view.selected) if self.view.selected >= 0 else None)
+        events = self.state.events
+        events.map.connect(self._on_map)
+        for event in (events.embedding, events.colour, events.size):
+            event.connect(self._sync_combos)
+        for event in (events.embedding, events.colour, events.filters, events.selection):
+            event.connect(self._update_status)
+        events.hover.connect(self._on_hover)
+        events.search.connect(self._on_search)
+        self.panel.rowActivated.connect(self._jump_to)
         self.panel.copyRequested.connect(self.copy_name)
 
+        # Live refresh: a timer only stats the file for a newer commit (`source.changed()`, an
+        # os.stat, far cheaper than a thread hop); re-reading it runs in a worker (`reload`).
         self.poll_timer = QtCore.QTimer(self)
         self.poll_timer.setInterval(POLL_MS)
         self.poll_timer.timeout.connect(self.check_for_updates)
+        self._update_status()
+
+    @property
+    def data(self) -> MapData | None:
+        """The map shown (the state's)."""
+        return self.state.data
 
     # ------------------------------------------------------------------ construction
     def _build_toolbar(self) -> None:
@@ -79,8 +100,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.completer.setFilterMode(QtCore.Qt.MatchFlag.MatchContains)
         self.completer.setMaxVisibleItems(15)
         self.search.setCompleter(self.completer)
-        self.completer.activated.connect(self.search_for)
-        self.search.returnPressed.connect(lambda: self.search_for(self.search.text()))
+        self.completer.activated.connect(self.state.search)
+        self.search.returnPressed.connect(lambda: self.state.search(self.search.text()))
         tb.addWidget(self.search)
         tb.addSeparator()
 
@@ -91,18 +112,18 @@ class MainWindow(QtWidgets.QMainWindow):
         tb.addWidget(QtWidgets.QLabel("  Colour "))
         self.color_combo = QtWidgets.QComboBox()
         self.color_combo.setMinimumContentsLength(14)
-        self.color_combo.activated.connect(lambda _i: self.set_color_by(self.color_combo.currentData()))
+        self.color_combo.activated.connect(lambda _i: self.state.set_color_by(self.color_combo.currentData()))
         tb.addWidget(self.color_combo)
         tb.addWidget(QtWidgets.QLabel("  Size "))
         self.size_combo = QtWidgets.QComboBox()
         self.size_combo.setMinimumContentsLength(10)
-        self.size_combo.activated.connect(lambda _i: self.set_size_by(self.size_combo.currentData()))
+        self.size_combo.activated.connect(lambda _i: self.state.set_size_by(self.size_combo.currentData()))
         tb.addWidget(self.size_combo)
         tb.addSeparator()
         self.traj_check = QtWidgets.QCheckBox("Trajectories")
-        self.traj_check.setChecked(True)
+        self.traj_check.setChecked(self.state.show_trajectories)
         self.traj_check.setToolTip("Connect checkpoints of one run, or layers of one model, in order")
-        self.traj_check.toggled.connect(self.view.set_show_trajectories)
+        self.traj_check.toggled.connect(self.state.set_show_trajectories)
         tb.addWidget(self.traj_check)
 
     def _build_menus(self) -> None:
@@ -124,12 +145,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.copy_action.setShortcut(QtGui.QKeySequence.StandardKey.Copy)
         act = edit.addAction("&Find model…", lambda: (self.search.setFocus(), self.search.selectAll()))
         act.setShortcut(QtGui.QKeySequence.StandardKey.Find)
-        edit.addAction("Clear &selection", self.clear_selection).setShortcut(QtGui.QKeySequence("Esc"))
+        edit.addAction("Clear &selection", self.state.clear_selection).setShortcut(QtGui.QKeySequence("Esc"))
 
         view = bar.addMenu("&View")
         act = view.addAction("&Reset zoom", lambda: self.view.plot.vb.enableAutoRange(enable=True))
         act.setShortcut(QtGui.QKeySequence("Home"))
-        self.show_all_action = view.addAction("Show &all families", self.show_all_categories)
+        self.show_all_action = view.addAction("Show &all families", self.state.show_all)
         view.addAction(self.dock.toggleViewAction())
 
         help_menu = bar.addMenu("&Help")
@@ -152,62 +173,69 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refresh_bar.hide()
 
     # ------------------------------------------------------------------ loading
-    def open_source(self, source) -> bool:
-        """Load a source (`load()`, `changed()`, `path`) and show it; errors go to a dialog."""
-        try:
-            data = source.load()
-        except PylogmapError as err:
-            self.show_error("Cannot open map", str(err))
-            return False
-        except Exception as err:  # a bug or an unexpected file state: report it, never crash
-            self.show_error("Cannot open map", f"Unexpected error while reading {getattr(source, 'path', '')}: "
-                            f"{type(err).__name__}: {err}", details=traceback.format_exc())
-            return False
+    def open_source(self, source) -> None:
+        """Load a source (`load()`, `changed()`, `path`) in a worker and show it; errors go to a
+        dialog. `loadFinished` says which happened."""
+        self._load(source, keep_view=False, title="Cannot open map")
+
+    def open_path(self, path: str | Path) -> None:
+        self.open_source(FileSource(path))
+
+    def show_source(self, source, data: MapData, *, keep_view: bool = False) -> None:
+        """Show a map already loaded from `source` and watch the source for newer commits.
+
+        With keep_view the zoom is kept (a reload); the selection is kept by label either way."""
+        if self.source is not None and self.source is not source and hasattr(self.source, "close"):
+            self.source.close()
         self.source = source
-        self.set_map(data)
-        self.poll_timer.start()
-        return True
-
-    def open_path(self, path: str | Path) -> bool:
-        from .loader import FileSource
-
-        return self.open_source(FileSource(path))
-
-    def set_map(self, data: MapData, *, keep_view: bool = False) -> None:
-        """Show a MapData (keeps the selection by label and, with keep_view, the zoom)."""
-        old_sel = self.data.labels[self.view.selected] if self.data is not None and self.view.selected >= 0 else None
         old_range = self.view.plot.vb.viewRange() if keep_view else None
-        self.data = data
-        self.refresh_bar.hide()
-        self.setWindowTitle(f"pylogmap viewer — {Path(data.source).name}" if data.source else "pylogmap viewer")
-        self.completer_model.setStringList(list(data.labels))
-        self._fill_combos()
-        embedding = self.view.embedding if self.view.embedding in data.embeddings else None
-        self.view.set_data(data, embedding)
-        self._sync_combos()
-        self.panel.clear()
+        self.state.set_map(data)
         if old_range is not None:
             self.view.plot.vb.setRange(xRange=old_range[0], yRange=old_range[1], padding=0)
-        if old_sel is not None and data.row_of(old_sel) is not None:
-            self.select_row(data.row_of(old_sel))
-        self._update_status()
+        self.poll_timer.start()
         if not data.embeddings:
             self._offer_compute()
 
     def reload(self) -> None:
-        if self.source is None:
+        """Read the source again in a worker (keeping the zoom and the selection)."""
+        if self.source is not None:
+            self._load(self.source, keep_view=True, title="Cannot reload map")
+
+    def _load(self, source, *, keep_view: bool, title: str) -> None:
+        if self._loading is not None:
+            self.statusBar().showMessage("still reading the previous map; try again in a moment", 4000)
             return
-        try:
-            data = self.source.load()
-        except PylogmapError as err:
-            self.show_error("Cannot reload map", str(err))
+        name = Path(str(getattr(source, "path", ""))).name
+        self.statusBar().showMessage(f"reading {name}…" if name else "reading the map…")
+        self._loading = create_worker(source.load, _connect={
+            "returned": lambda data: self._loaded(source, data, keep_view),
+            "errored": lambda err: self._load_failed(source, err, title),
+        })
+
+    def _loaded(self, source, data: MapData, keep_view: bool) -> None:
+        self._loading = None
+        if self._closed:
             return
-        self.set_map(data, keep_view=True)
+        self.statusBar().clearMessage()
+        self.show_source(source, data, keep_view=keep_view)
+        self.loadFinished.emit(True)
+
+    def _load_failed(self, source, err: Exception, title: str) -> None:
+        self._loading = None
+        if self._closed:
+            return
+        self.statusBar().clearMessage()
+        if isinstance(err, PylogmapError):
+            self.show_error(title, str(err))
+        else:  # a bug or an unexpected file state: report it, never crash
+            self.show_error(title, f"Unexpected error while reading {getattr(source, 'path', '')}: "
+                            f"{type(err).__name__}: {err}", details="".join(traceback.format_exception(err)))
+        self.loadFinished.emit(False)
 
     def check_for_updates(self) -> bool:
         """Poll the source; show the refresh bar when a scorer committed new models."""
-        if self.source is None or not hasattr(self.source, "changed"):
-            return False
+        if self.source is None or self._loading is not None or not hasattr(self.source, "changed"):
+            return False  # while a worker reads the source, it is the worker's
         try:
             changed = bool(self.source.changed())
         except Exception:
@@ -222,6 +250,15 @@ class MainWindow(QtWidgets.QMainWindow):
                                                         "Map files (*.h5 *.hdf5);;All files (*)")
         if path:
             self.open_path(path)
+
+    def shutdown(self) -> None:
+        """Stop watching the source, wait for running workers (their results are dropped) and
+        close the source."""
+        self._closed = True
+        self.poll_timer.stop()
+        WorkerBase.await_workers()
+        if self.source is not None and hasattr(self.source, "close"):
+            self.source.close()
 
     # ------------------------------------------------------------------ errors
     def show_error(self, title: str, message: str, details: str | None = None) -> None:
@@ -238,7 +275,38 @@ class MainWindow(QtWidgets.QMainWindow):
         self.error_box = box
         box.open()
 
-    # ------------------------------------------------------------------ combos and appearance
+    # ------------------------------------------------------------------ state events
+    def _on_map(self) -> None:
+        data = self.data
+        assert data is not None
+        self.refresh_bar.hide()
+        self.setWindowTitle(f"pylogmap viewer — {Path(data.source).name}" if data.source else "pylogmap viewer")
+        self.completer_model.setStringList(list(data.labels))
+        self._fill_combos()
+        self._sync_combos()
+        self._update_status()
+
+    def _on_hover(self) -> None:
+        row = self.state.hovered
+        if row >= 0 and self.data is not None:
+            self.status_label.setText(self.data.tooltip(row).replace("\n", "  ·  "))
+        else:
+            self._update_status()
+
+    def _on_search(self) -> None:
+        row = self.state.search_result
+        if row is None:
+            self.statusBar().showMessage(f"no model matches {self.state.search_text!r}", 4000)
+        else:
+            self.view.centre_on(row)
+
+    def _jump_to(self, row: int) -> None:
+        """Select a model and centre the map on it (a double-click in the neighbour table)."""
+        self.state.select(row)
+        if self.state.selected >= 0:
+            self.view.centre_on(row)
+
+    # ------------------------------------------------------------------ combos
     def _fill_combos(self) -> None:
         data = self.data
         assert data is not None
@@ -263,37 +331,19 @@ class MainWindow(QtWidgets.QMainWindow):
             self.size_combo.addItem(name, name)
 
     def _sync_combos(self) -> None:
-        for combo, value in ((self.embedding_combo, self.view.embedding), (self.color_combo, self.view.color_by),
-                             (self.size_combo, self.view.size_by)):
+        state = self.state
+        for combo, value in ((self.embedding_combo, state.embedding), (self.color_combo, state.color_by),
+                             (self.size_combo, state.size_by)):
             i = combo.findData(value)
             if i >= 0:
                 combo.setCurrentIndex(i)
-
-    def set_color_by(self, column: str) -> None:
-        self.view.set_color_by(column)
-        self._sync_combos()
-        self._update_status()
-
-    def set_size_by(self, column: str | None) -> None:
-        self.view.set_size_by(column)
-        self._sync_combos()
-
-    def set_embedding(self, name: str) -> None:
-        self.view.set_embedding(name)
-        self._sync_combos()
-        self._update_status()
-
-    def show_all_categories(self) -> None:
-        self.view.hidden.clear()
-        self.view.redraw()
-        self._update_status()
 
     def _on_embedding_chosen(self, _index: int) -> None:
         value = self.embedding_combo.currentData()
         if isinstance(value, str) and value.startswith("compute:"):
             self.compute_embedding(value.split(":", 1)[1])
         elif value:
-            self.set_embedding(value)
+            self.state.set_embedding(value)
 
     # ------------------------------------------------------------------ computing a missing embedding
     def _offer_compute(self) -> None:
@@ -319,139 +369,57 @@ class MainWindow(QtWidgets.QMainWindow):
         box.open()
 
     def compute_embedding(self, name: str) -> None:
-        """Compute a missing embedding in a worker thread, with a progress dialog."""
+        """Compute a missing embedding in a worker, with a progress dialog."""
         data = self.data
-        if data is None or data.compute_embedding is None or self._job is not None:
+        if data is None or data.compute_embedding is None or self._computing is not None:
             return
-        progress = QtWidgets.QProgressDialog(f"Computing the {EMBEDDING_TITLES.get(name, name)} embedding of "
-                                             f"{len(data):,} models…", None, 0, 0, self)
+        title = EMBEDDING_TITLES.get(name, name)
+        progress = QtWidgets.QProgressDialog(f"Computing the {title} embedding of {len(data):,} models…",
+                                             None, 0, 0, self)
         progress.setWindowTitle("Computing embedding")
         progress.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
         progress.setMinimumDuration(0)
         progress.show()
-        job: dict = {"name": name, "data": data, "progress": progress, "result": None, "error": None}
 
-        def work():
-            try:
-                job["result"] = np.asarray(data.compute_embedding(name), dtype=np.float64)
-            except Exception as err:  # reported in the GUI thread
-                job["error"] = f"{type(err).__name__}: {err}"
+        def done() -> None:
+            self._computing = None
+            if not self._closed:
+                progress.close()
 
-        job["thread"] = threading.Thread(target=work, name=f"pylogmap-viewer-{name}", daemon=True)
-        self._job = job
-        job["thread"].start()
-        job["timer"] = QtCore.QTimer(self)
-        job["timer"].setInterval(100)
-        job["timer"].timeout.connect(self._poll_job)
-        job["timer"].start()
+        self._computing = create_worker(data.compute_embedding, name, _connect={
+            "returned": lambda xy: self._embedding_ready(data, name, xy),
+            "errored": self._embedding_failed,
+            "finished": done,
+        })
 
     def computing(self) -> bool:
-        return self._job is not None
+        return self._computing is not None
 
-    def _poll_job(self) -> None:
-        job = self._job
-        if job is None or job["thread"].is_alive():
-            return
-        job["timer"].stop()
-        job["progress"].close()
-        self._job = None
-        if job["error"]:
-            self.show_error("Cannot compute embedding", job["error"])
-            self._sync_combos()
-            return
-        if job["data"] is not self.data:
+    def _embedding_ready(self, data: MapData, name: str, xy) -> None:
+        if self._closed or data is not self.data:
             return  # another map was opened meanwhile
-        self.data.embeddings[job["name"]] = job["result"]
-        self.data.notes.append(f"{EMBEDDING_TITLES.get(job['name'], job['name'])} computed in this session "
-                               "(not saved; 'pylogmap map FILE' stores it)")
-        self._fill_combos()
-        self.view.set_data(self.data, job["name"])
+        self.state.add_embedding(name, xy, note=f"{EMBEDDING_TITLES.get(name, name)} computed in this session "
+                                 "(not saved; 'pylogmap map FILE' stores it)")
+
+    def _embedding_failed(self, err: Exception) -> None:
+        if self._closed:
+            return
+        self.show_error("Cannot compute embedding", f"{type(err).__name__}: {err}")
         self._sync_combos()
-        self._update_status()
 
-    # ------------------------------------------------------------------ selection
-    def select_row(self, row: int, *, centre: bool = False) -> None:
-        data = self.data
-        if data is None or row is None or row < 0:
-            self.clear_selection()
-            return
-        neighbours, error = None, None
-        if data.kl is None:
-            error = "no log-likelihoods in this file to estimate KL"
-        else:
-            try:
-                neighbours = data.kl.neighbours(row, self.panel.k_spin.value())
-            except PylogmapError as err:
-                error = str(err)
-        nb_rows = neighbours.rows if neighbours is not None else ()
-        self.view.set_selection(row, nb_rows, pair=-1)
-        self.panel.show_model(data, row, neighbours, error)
-        self.panel.clear_pair()
-        if centre:
-            self.view.centre_on(row)
-        self._update_status()
-
-    def select_pair(self, row: int) -> None:
-        data = self.data
-        a = self.view.selected
-        if data is None or a < 0 or row < 0 or row == a:
-            return
-        kl, error = None, None
-        if data.kl is None:
-            error = "no log-likelihoods in this file to estimate KL"
-        else:
-            try:
-                kl = data.kl.pair(a, row)
-            except PylogmapError as err:
-                error = str(err)
-        self.view.set_selection(a, self.view.neighbour_rows, pair=row)
-        self.panel.show_pair(data, a, row, kl, error)
-
-    def clear_selection(self) -> None:
-        self.view.set_selection(-1)
-        self.panel.clear()
-
-    def search_for(self, text: str) -> int | None:
-        """Select and centre the model best matching `text`; returns its row or None."""
-        if self.data is None:
-            return None
-        row = self.data.find(text)
-        if row is None:
-            self.statusBar().showMessage(f"no model matches {text!r}", 4000)
-            return None
-        if not self.view.visible_mask()[row]:
-            self.show_all_categories()
-        self.select_row(row, centre=True)
-        return row
-
+    # ------------------------------------------------------------------ selection and status
     def copy_name(self) -> None:
-        if self.data is not None and self.view.selected >= 0:
-            name = self.data.labels[self.view.selected]
+        if self.data is not None and self.state.selected >= 0:
+            name = self.data.labels[self.state.selected]
             QtWidgets.QApplication.clipboard().setText(name)
             self.statusBar().showMessage(f"copied {name}", 3000)
-
-    def _on_click(self, row: int, second: bool) -> None:
-        if row < 0:
-            if not second:
-                self.clear_selection()
-            return
-        if second and self.view.selected >= 0:
-            self.select_pair(row)
-        else:
-            self.select_row(row)
-
-    def _on_hover(self, row: int) -> None:
-        if row >= 0 and self.data is not None:
-            self.status_label.setText(self.view.hover_text.replace("\n", "  ·  "))
-        else:
-            self._update_status()
 
     def _update_status(self) -> None:
         data = self.data
         if data is None:
             self.status_label.setText("File > Open a map file")
             return
-        shown = len(self.view.visible_rows())
+        shown = int(self.state.visible_mask().sum())
         parts = [f"{Path(data.source).name if data.source else 'map'}: {len(data):,} models"]
         if shown != len(data):
             parts.append(f"{shown:,} shown")

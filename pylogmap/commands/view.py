@@ -2,11 +2,13 @@
 or any column, with hover, search, nearest neighbours and KL estimates, trajectories and export.
 
 With --screenshot the window is rendered to a PNG (offscreen when there is no display) and the
-command exits, so scripts and checks can see what a user sees. Needs the viewer extra:
-pip install PySide6-Essentials pyqtgraph (dependencies of pylogmap).
+command exits, so scripts and checks can see what a user sees. Needs PySide6, pyqtgraph and
+superqt (dependencies of pylogmap).
 """
 
 from __future__ import annotations
+
+from pylogmap.viewer import require_qt
 
 
 def add_arguments(parser) -> None:
@@ -20,9 +22,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from pylogmap.viewer import require_qt
-
     require_qt()
-    from pylogmap.viewer.app import main
+    from pylogmap.viewer import main  # imports Qt, so only once require_qt() found it
 
     return main(args.file, screenshot=args.screenshot, select=args.select)
