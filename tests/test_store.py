@@ -284,7 +284,7 @@ def test_second_writer_is_refused_and_stale_lock_recovered(tmp_path):
     with ScoreWriter(path, ts):
         with pytest.raises(MapFileError, match=rf"another process \(pid {os.getpid()}\) is writing"):
             ScoreWriter(path, ts)
-        with open_map(path) as mf:  # readers are never blocked
+        with open_map(path, mode="a") as mf:  # readers are never blocked; a second writer is refused
             with pytest.raises(MapFileError, match="another process"):
                 mf.write_derived("x", np.zeros(3))
     # another process holding the lock
@@ -337,7 +337,7 @@ def test_derived_annotations_and_appends(tmp_path):
                       {"tau": -1412.5, "rows_hash": "abc", "n_used": 2})
         arr, attrs = mf.read_derived("tsne")
         np.testing.assert_array_equal(arr, [[0, 1], [2, 3]])
-        assert attrs == {"perplexity": 30, "seed": 42, "params": '{"a": 1}'}
+        assert attrs == {"perplexity": 30, "seed": 42, "params": {"a": 1}}  # read back as written
         assert mf.read_derived("neighbors/index")[0].tolist() == [[1], [0]]
         assert mf.map_attrs() == {"tau": -1412.5, "rows_hash": "abc", "n_used": 2}
         assert mf.derived_names() == ["neighbors/index", "tsne", "used"]
@@ -558,7 +558,7 @@ def test_info_command(tmp_path, capsys):
     with ScoreWriter(path, ts) as w:
         w.record("org/a", *row_values(0, len(ts)), meta={"dtype": "float16", "n_params": 124_000_000})
         w.record_failure("org/b", "could not load: no such model")
-    with open_map(path) as mf:
+    with open_map(path, mode="a") as mf:
         mf.update_map({"tsne": np.zeros((2, 2), np.float32)}, {"tau": -12.5})
         mf.set_annotations({"family": ["gpt2", "llama-2"]})
     assert main(["info", str(path)]) == 0

@@ -167,7 +167,7 @@ def annotate_file(path, table_path, *, key: str = "model") -> Matched:
     """Read a table and attach its columns to the rows of a map file (one atomic commit)."""
 
     _, columns = read_table(table_path)
-    mf = open_map(path)
+    mf = open_map(path, mode="a")
     try:
         if mf.n_models == 0:
             raise PylogmapError(f"{mf.path.name} has no models yet; score or import models before annotating.")
@@ -187,7 +187,7 @@ def set_default_families(path, *, overwrite: bool = False) -> list[str]:
     """Write the ``family`` annotation from names and architectures (kept if present unless
     ``overwrite``). Returns the families."""
 
-    mf = open_map(path)
+    mf = open_map(path, mode="a")
     try:
         table = mf.models_table()
         fam = default_families(table["name"], table["architecture"])
