@@ -326,6 +326,110 @@ def test_find_rows(tmp_path):
             mf.find_rows("zzz")
 
 
+# ---------------------------------------------------------------------------------------------
+# Finding rows from what a user typed: one rule (store.lookup) for find_rows/find_row, annotation
+# tables (io.annotations.match_table) and benchmark tables (analysis.prediction.match_rows).
+
+
+def _lookup(*keys):
+    from pylogmap.store import RowLookup
+
+    return RowLookup([as_key(k) for k in keys], where="m.h5")
+
+
+def test_the_three_row_finders_agree_on_revisions(tmp_path):
+    """Rows Org/A@s1, Org/A@s2: `org/a` and `Org/A` name both rows; where one row is needed
+    they are ambiguous, listing both labels (they used to be an error, both rows, and an error)."""
+    from pylogmap.analysis.prediction import match_rows
+    from pylogmap.errors import PylogmapError
+    from pylogmap.io.annotations import match_table
+
+    keys = [("Org/A", "s1", -1), ("Org/A", "s2", -1), ("Org/B", "", -1)]
+    with MapFile.create_with_rows(tmp_path / "m.h5", small_texts(3), keys, -np.ones((3, 3))) as mf:
+        lookup = mf.lookup()
+        for query in ("org/a", "Org/A"):
+            assert mf.find_rows(query) == [0, 1]
+            with pytest.raises(MapFileError, match=r"names 2 rows; pick one label: Org/A@s1, Org/A@s2"):
+                mf.find_row(query)
+            table = match_table({"model": [query], "size": ["7"]}, "model", lookup)
+            assert table.columns["size"][:2].tolist() == [7.0, 7.0] and np.isnan(table.columns["size"][2])
+            with pytest.raises(PylogmapError, match=r"match several rows.*pick one label: Org/A@s1, Org/A@s2"):
+                match_rows([query], lookup)
+        for query, row in (("Org/A@s2", 1), ("org/a@S2", 1), ("org/b", 2)):
+            assert mf.find_rows(query) == [row] and mf.find_row(query) == row
+            assert match_rows([query], lookup).tolist() == [row]
+            table = match_table({"model": [query], "size": ["1"]}, "model", lookup)
+            assert np.flatnonzero(np.isfinite(table.columns["size"])).tolist() == [row]
+
+
+def test_lookup_exact_case_first_then_case_insensitive():
+    rows = _lookup("gpt2", "GPT2", ("gpt2", "", 4))
+    assert rows.rows_of("gpt2") == [0] and rows.rows_of("GPT2") == [1]  # exact spellings win
+    assert rows.rows_of("Gpt2") == [0, 1]  # no exact match: case-insensitive, same rules (layer -1 only)
+    with pytest.raises(MapFileError, match="'Gpt2' names 2 rows; pick one label: gpt2, GPT2"):
+        rows.one_row("Gpt2")
+    assert rows.rows_of("GPT2#l4") == [2]
+
+
+def test_lookup_revisions_pick_one_and_a_label_is_exact():
+    rows = _lookup(("m", "r1", -1), ("m", "r2", -1), ("n", "", -1), ("n", "main", -1))
+    assert rows.rows_of("m@r2") == [1] and rows.one_row("m@r1") == 0
+    assert rows.rows_of("m") == [0, 1]  # rows of: every revision
+    with pytest.raises(MapFileError, match="names 2 rows"):
+        rows.one_row("m")  # one row: ambiguous
+    assert rows.one_row("n") == 2  # a plain name that is a row's label is that row (default revision)
+    assert rows.rows_of("n@main") == [3]
+    assert rows.find("m@r3") == []
+
+
+def test_lookup_layers_plain_name_means_the_models_own_output():
+    rows = _lookup("lens", ("lens", "", 0), ("lens", "", 1), ("ck", "s1", 0), ("ck", "s1", 1), ("ck", "s2", 1))
+    assert rows.one_row("lens") == 0 and rows.one_row("lens#L1") == 2
+    # no layer -1 row: a plain name means every layer (and revision) it has
+    assert rows.rows_of("ck@s1") == [3, 4] and rows.rows_of("ck") == [3, 4, 5]
+    assert rows.rows_of("ck#L1") == [4, 5] and rows.one_row("ck@s2#L1") == 5
+    assert rows.find("lens#L7") == []
+
+
+def test_lookup_local_folders_full_path_or_clean_name(tmp_path, monkeypatch):
+    folder = tmp_path / "models" / "my-model"
+    rows = _lookup(str(folder), "clean-model", "./rel-model", ("EleutherAI/pythia-70m", "", -1),
+                   (str(folder), "", 2))
+    # a row labelled with the full path
+    for query in (str(folder), str(folder) + "/", "my-model", "my-model/", "./my-model"):
+        assert rows.rows_of(query) == [0], query
+    assert rows.one_row(f"{folder}#L2") == 4 and rows.one_row("my-model#L2") == 4
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path / "models")
+    assert rows.one_row("./my-model") == 0  # the same folder, from the current directory
+    assert rows.find(str(tmp_path / "elsewhere" / "my-model")) == []  # an absolute path is that folder only
+    # a row labelled with a clean name
+    for query in ("clean-model", "clean-model/", "./clean-model", "/some/where/clean-model", "CLEAN-MODEL/"):
+        assert rows.rows_of(query) == [1], query
+    # a row scored as ./rel-model: its folder from here, or the clean name
+    for query in ("rel-model", "./rel-model/", str(tmp_path / "models" / "rel-model")):
+        assert rows.rows_of(query) == [2], query
+    # hub ids are not folders: no last-component guess
+    assert rows.find("pythia-70m") == []
+
+
+def test_lookup_misses_and_ambiguity_are_one_line_with_candidates():
+    rows = _lookup(("EleutherAI/pythia-70m", "step1000", -1), ("EleutherAI/pythia-70m", "step2000", -1), "gpt2")
+    with pytest.raises(MapFileError) as err:
+        rows.rows_of("EleutherAI/pythia-70")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("no model 'EleutherAI/pythia-70' in m.h5 (3 rows)")
+    assert "Did you mean: EleutherAI/pythia-70m" in msg and "name@revision" in msg
+    with pytest.raises(MapFileError) as err:
+        rows.rows_of("zzz")
+    assert "\n" not in str(err.value) and "pylogmap info" in str(err.value) and "name#L<layer>" in str(err.value)
+    with pytest.raises(MapFileError) as err:
+        rows.one_row("eleutherai/pythia-70m")
+    msg = str(err.value)
+    assert "\n" not in msg and "pick one label: EleutherAI/pythia-70m@step1000, EleutherAI/pythia-70m@step2000" in msg
+    assert "name@revision picks a revision" in msg
+
+
 def test_derived_annotations_and_appends(tmp_path):
     ts = small_texts(4)
     path = tmp_path / "m.h5"
