@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -463,6 +464,128 @@ def test_derived_annotations_and_appends(tmp_path):
             mf.append_rows(["d", "d"], -np.ones((2, 4)))
         with pytest.raises(MapFileError, match=r"shape \(1, 3\), expected \(1, 4\)"):
             mf.append_rows(["d"], -np.ones((1, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Attributes: written through one encoder (store.attrs), read back as written; older files as before.
+
+
+def test_attributes_read_back_as_written(tmp_path):
+    ts = small_texts(3)
+    path = tmp_path / "m.h5"
+    written = {
+        "params": {"a": 1, "nested": {"b": [1, 2]}}, "none": None, "null_text": "null", "json_text": '{"a": 1}',
+        "text": "ü", "empty": "", "int": 7, "big": 1 << 70, "float": -1412.5, "nan": float("nan"), "yes": True,
+        "ratios": [0.5, 0.25], "counts": [1, 2, 3], "flags": [True, False], "mixed": [1, 2.5], "words": ["p", "q"],
+        "nested": [[1, 2], [3]], "empty_list": [], "pair": (1, "x"), "f32": np.float32(0.5), "i64": np.int64(-3),
+        "where": Path("/some/folder"),
+    }
+    arrays = {"matrix": np.arange(6, dtype=np.int32).reshape(2, 3), "names": np.array(["a", "bb"])}
+    expected = dict(written, pair=[1, "x"], where="/some/folder")
+    with MapFile.create_with_rows(path, ts, ["a", "b"], -np.ones((2, 3))) as mf:
+        mf.update_map({"tsne": (np.zeros((2, 2), np.float32), {**written, **arrays})}, {**written, **arrays})
+        for got in (mf.read_derived("tsne")[1], mf.map_attrs()):
+            assert set(got) == set(expected) | set(arrays)
+            for name, value in expected.items():
+                if name == "nan":
+                    assert isinstance(got[name], float) and np.isnan(got[name])
+                    continue
+                assert got[name] == value and type(got[name]) is type(value if not isinstance(value, np.generic)
+                                                                      else value.item()), name
+            assert got["matrix"].dtype == np.int32 and got["matrix"].tolist() == [[0, 1, 2], [3, 4, 5]]
+            assert isinstance(got["names"], np.ndarray) and got["names"].tolist() == ["a", "bb"]
+        assert mf.texts().recipe == ts.recipe
+    with h5py.File(path, "r") as f:  # plain h5py: numbers stay numbers, the rest is JSON text, and says so
+        a = f["map/tsne"].attrs
+        assert a["encoding-type"] == "pylogmap-attrs" and a["encoding-version"] == "1"
+        assert json.loads(a["params"]) == written["params"] and a["none"] == "null"
+        assert a["ratios"].tolist() == [0.5, 0.25] and a["matrix"].dtype == np.int32
+        codes = json.loads(a["encoding-attrs"])
+        assert codes["params"] == codes["none"] == codes["words"] == "json" and codes["ratios"] == "list"
+        assert "null_text" not in codes and "float" not in codes
+
+
+def test_attributes_refuse_reserved_names_and_unstorable_values(tmp_path):
+    with MapFile.create_with_rows(tmp_path / "m.h5", small_texts(3), ["a"], -np.ones((1, 3))) as mf:
+        with pytest.raises(MapFileError, match="'encoding-type' is reserved"):
+            mf.write_derived("x", np.zeros(1), {"encoding-type": "mine"})
+        with pytest.raises(MapFileError, match="attribute 'who' has a set"):
+            mf.update_map({}, {"who": {1, 2}})
+        with pytest.raises(MapFileError, match="attribute 'bad' cannot be stored as JSON"):
+            mf.update_map({}, {"bad": {"x": object()}})
+        assert mf.derived_names() == [] and mf.map_attrs() == {}  # nothing was written
+
+
+def test_a_derived_entry_journalled_by_an_earlier_release_is_still_applied(tmp_path):
+    from pylogmap.store.journal import Committer
+
+    path = tmp_path / "m.h5"
+    MapFile.create_with_rows(path, small_texts(3), ["a", "b"], -np.ones((2, 3))).close()
+    spec = {"items": [["x", {"p": {"a": 1}, "r": [0.5, 0.25]}]], "map_attrs": {"tau": -1.0}, "replace_all": False}
+    committer = Committer(path)  # an entry as earlier releases wrote it: attributes as JSON values
+    committer.journal({"op": np.array("derived"), "a0": np.zeros(2), "spec": np.array(json.dumps(spec))})
+    committer.close()  # the writer dies before committing: the next reader commits the entry
+    with open_map(path) as mf:
+        assert mf.read_derived("x")[1] == {"p": {"a": 1}, "r": [0.5, 0.25]} and mf.map_attrs() == {"tau": -1.0}
+
+
+def test_open_map_mode_r_reads_and_a_writes(tmp_path):
+    path = tmp_path / "m.h5"
+    MapFile.create_with_rows(path, small_texts(3), ["a", "b"], -np.ones((2, 3))).close()
+    with open_map(path) as mf:
+        assert mf.mode == "r"
+        for write in (lambda: mf.append_rows(["c"], -np.ones((1, 3))), lambda: mf.write_derived("x", np.zeros(2)),
+                      lambda: mf.update_map({"x": np.zeros(2)}), lambda: mf.set_annotations({"f": ["x", "y"]})):
+            with pytest.raises(MapFileError, match=r"m.h5 is open read-only; open it with open_map\(path, mode='a'\)"):
+                write()
+    with open_map(path, mode="a") as mf:
+        mf.append_rows(["c"], -np.ones((1, 3)))
+        mf.set_annotations({"f": ["x", "y", "z"]})
+        assert mf.n_models == 3 and mf.mode == "a"
+    with pytest.raises(MapFileError, match="mode 'r' .* or 'a'"):
+        open_map(path, mode="w")
+
+
+LEGACY = ROOT / "tests" / "data" / "map-v1-before-attr-encoding.tar.gz"
+
+
+def test_a_map_written_before_the_attribute_encoding_reads_as_before(tmp_path):
+    """A format-1 map (and its per-token sidecar) written by the store before attributes carried
+    an encoding, kept as a fixture. It was made by that release with:
+
+        texts = TextSet.from_texts(["one ü", "two", "three"], recipe={"max_bytes": 8, "seed": 42}, name="legacy")
+        with MapFile.create_with_rows(path, texts, [("org/a", "s1", -1), ("org/a", "s2", -1)], -np.ones((2, 3)),
+                                      annotations={"family": ["x", "y"]}) as mf:
+            mf.update_map({"tsne": (np.zeros((2, 2), np.float32), {"perplexity": 5, "params": {"a": 1},
+                           "none": None, "ratios": [0.5, 0.25], "tags": ["p", "q"]})},
+                          {"tau": -12.5, "excluded": "{}", "nothing": None})
+        with ScoreWriter(path) as w:
+            w.record(("org/b", "", 1), [-1.0, -2.0, -3.0], [1, 1, 1], token_logprobs=[[-1.0], [-2.0], [-3.0]])
+
+    It opens and reads exactly as that release read it (JSON text stays text, None reads "null"),
+    and what is written into it now reads back as written, next to the old attributes."""
+    with tarfile.open(LEGACY) as tar:
+        tar.extractall(tmp_path, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    path = tmp_path / "legacy-v1.h5"
+    with open_map(path) as mf:
+        assert mf.labels() == ["org/a@s1", "org/a@s2", "org/b#L1"] and mf.format_version == 1
+        assert mf.commit_seq == 2 and mf.annotations()["family"].tolist() == ["x", "y", ""]
+        texts = mf.texts()
+        assert texts.recipe == {"max_bytes": 8, "seed": 42} and texts.name == "legacy"
+        assert texts.texts == ["one ü", "two", "three"] and texts.hash == mf.text_hash
+        arr, attrs = mf.read_derived("tsne")
+        assert arr.shape == (2, 2)
+        assert attrs == {"perplexity": 5, "params": '{"a": 1}', "none": "null", "tags": '["p", "q"]',
+                         "ratios": attrs["ratios"]}
+        assert isinstance(attrs["ratios"], np.ndarray) and attrs["ratios"].tolist() == [0.5, 0.25]
+        assert mf.map_attrs() == {"tau": -12.5, "excluded": "{}", "nothing": "null"}
+        assert [t.tolist() for t in mf.token_logprobs(2)] == [[-1.0], [-2.0], [-3.0]]
+    with open_map(path, mode="a") as mf:  # a new release writing into the old file
+        mf.update_map({"pca": (np.ones((3, 2)), {"params": {"b": 2}})}, {"n_used": 3, "extra": None})
+        assert mf.read_derived("pca")[1] == {"params": {"b": 2}}
+        assert mf.read_derived("tsne")[1]["params"] == '{"a": 1}'  # untouched objects read as before
+        assert mf.map_attrs() == {"tau": -12.5, "excluded": "{}", "nothing": "null", "n_used": 3, "extra": None}
+        assert mf.texts().recipe == {"max_bytes": 8, "seed": 42}
 
 
 def test_record_validates_inputs_and_keeps_token_logprobs(tmp_path):

@@ -73,6 +73,14 @@ def _absolute(text: str) -> str:
     return os.path.normcase(os.path.abspath(os.path.expanduser(clean(text))))
 
 
+#: Forms of a row's name that queries are compared with (None: the name has no such form).
+_FORMS = {
+    "clean": clean,
+    "absolute": lambda name: _absolute(name) if looks_like_path(name) else None,
+    "last": lambda name: _last_component(name) if looks_like_path(name) else None,
+}
+
+
 class RowLookup:
     """Rows of a map by what a user types (see the module docstring for the policy).
 
@@ -86,40 +94,31 @@ class RowLookup:
         if len(self.labels) != len(self.keys):
             raise MapFileError(f"{len(self.labels)} labels for {len(self.keys)} rows.")
         self.where = where
+        self._indexes: dict[tuple[str, bool], dict[str, list[int]]] = {}
 
-    # -- indexes, built on first use ------------------------------------------------------
-    def _index(self, form, fold: bool) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for i, key in enumerate(self.keys):
-            name = form(key.name)
-            if name is not None:
-                out.setdefault(name.casefold() if fold else name, []).append(i)
-        return out
-
-    @cached_property
-    def _labels(self) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
-        exact: dict[str, list[int]] = {}
-        folded: dict[str, list[int]] = {}
-        for i, label in enumerate(self.labels):
-            exact.setdefault(label, []).append(i)
-            folded.setdefault(label.casefold(), []).append(i)
-        return exact, folded
-
-    @cached_property
-    def _names(self) -> dict[tuple[str, bool], dict[str, list[int]]]:
-        """Indexes of the rows by a form of their name: (form, folded) -> name form -> rows."""
-        forms = {
-            "clean": clean,
-            "absolute": lambda n: _absolute(n) if looks_like_path(n) else None,
-            "last": lambda n: _last_component(n) if looks_like_path(n) else None,
-        }
-        return {(f, fold): self._index(fn, fold) for f, fn in forms.items() for fold in (False, True)}
+    # -- indexes, each built on first use ---------------------------------------------------
+    def _index(self, form: str, fold: bool) -> dict[str, list[int]]:
+        """Rows by a form of their label or name: "label", "clean" (name), "absolute" or "last"
+        (of names that are folder paths); casefolded when `fold`."""
+        index = self._indexes.get((form, fold))
+        if index is None:
+            index = {}
+            if form == "label":
+                texts = self.labels
+            else:
+                shape = _FORMS[form]
+                texts = [shape(k.name) for k in self.keys]
+            for i, text in enumerate(texts):
+                if text is not None:
+                    index.setdefault(text.casefold() if fold else text, []).append(i)
+            self._indexes[(form, fold)] = index
+        return index
 
     # -- matching -------------------------------------------------------------------------
     def _by_name(self, query: str, form: str, fold: bool) -> list[int]:
         """Rows whose name (in `form`) is a prefix of `query` followed by `@revision` and/or
         `#L<layer>` (or nothing), filtered by those parts (step 2 of the policy)."""
-        index = self._names[(form, fold)]
+        index = self._index(form, fold)
         q = query.casefold() if fold else query
         cuts = {len(q)} | {j for j, ch in enumerate(q) if ch in "@#"}
         pattern = _SUFFIX_FOLDED if fold else _SUFFIX
@@ -142,8 +141,8 @@ class RowLookup:
         return sorted(found)
 
     def _match(self, query: str, fold: bool) -> list[int]:
-        exact, folded = self._labels
-        rows = (folded.get(query.strip().casefold()) if fold else exact.get(query.strip())) or []
+        label = query.strip()
+        rows = self._index("label", fold).get(label.casefold() if fold else label)
         if rows:
             return sorted(rows)
         q = clean(query)
@@ -180,13 +179,19 @@ class RowLookup:
             raise MapFileError(self.ambiguity_message(query, rows))
         return rows[0]
 
-    def close_labels(self, query: str, n: int = 5) -> list[str]:
-        """Up to `n` labels or names that look like `query` (difflib, ignoring case), then ones
-        that contain it."""
+    @cached_property
+    def _candidates(self) -> tuple[list[str], dict[str, str]]:
+        """Labels and names, sorted, and by their casefolded spelling (for suggestions)."""
         candidates = sorted(set(self.labels) | {k.name for k in self.keys})
         folded: dict[str, str] = {}
         for c in candidates:
             folded.setdefault(c.casefold(), c)
+        return candidates, folded
+
+    def close_labels(self, query: str, n: int = 5) -> list[str]:
+        """Up to `n` labels or names that look like `query` (difflib, ignoring case), then ones
+        that contain it."""
+        candidates, folded = self._candidates
         q = clean(query).casefold()
         close = [folded[c] for c in difflib.get_close_matches(q, list(folded), n=n, cutoff=0.6)]
         if len(close) < n and q:
