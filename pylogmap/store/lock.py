@@ -42,10 +42,6 @@ class WriterLock:
         self.path = lock_path(map_path)
         self._lock = FileLock(self.path, timeout=0, thread_local=False, fallback_to_soft=False, on_acquired=_write_pid)
 
-    @property
-    def held(self) -> bool:
-        return self._lock.is_locked
-
     def acquire(self) -> None:
         for _ in range(_ATTEMPTS):
             try:

@@ -46,7 +46,7 @@ from pylogmap.store.keys import RowKey, unique_labels
 _SUFFIX = re.compile(r"^(?:@(?P<rev>.+?))?(?:#L(?P<layer>\d+))?$")
 _SUFFIX_FOLDED = re.compile(_SUFFIX.pattern, re.I)
 _SEPARATORS = "/\\"
-_HOW = "write a label as 'pylogmap info' lists it (name, name@revision, name#L<layer>)"
+_HOW = "to name one row, write its label as 'pylogmap info' lists it: name, name@revision or name#L<layer>"
 
 
 def clean(text: str) -> str:
@@ -204,7 +204,7 @@ class RowLookup:
         head = f"no model {query!r} in {self.where} ({len(self.keys)} rows)"
         if close:
             return f"{head}. Did you mean: {', '.join(close)}? ({_HOW})"
-        return f"{head}; run 'pylogmap info' to list them, and {_HOW}."
+        return f"{head}; {_HOW}."
 
     def ambiguity_message(self, query: str, rows: Sequence[int]) -> str:
         """One line: `query` names several rows; their labels, and how to pick one."""

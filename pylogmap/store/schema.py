@@ -135,7 +135,6 @@ class FileState:
         layers = f["models/layer"][...]
         self.rows = {RowKey(n, r, int(lay)): i for i, (n, r, lay) in enumerate(zip(names, revs, layers))}
         self.m = len(names)
-        self.n = f["loglik"].shape[1]
         self.text_hash = str(read_attr(f, "text_set_hash"))
         self.path = f.filename.removesuffix(".tmp")
 
