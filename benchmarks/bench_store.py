@@ -5,7 +5,9 @@ Prints one table. Rows:
   appending the same row in place with h5py (no crash safety), for maps of growing size;
 - synthetic map: writing M x N synthetic rows in one go (MapFile.create_with_rows) vs h5py writing
   the same matrix alone;
-- read: the whole matrix, 1,000 scattered rows, the models table.
+- read: the whole matrix, 1,000 scattered rows, the models table;
+- lookup: finding 1,000 rows by label with the row-lookup rule (store.lookup) against a plain
+  dict of the labels.
 
 Usage: python benchmarks/bench_store.py [--quick]
 """
@@ -24,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pylogmap.store import MapFile, ScoreWriter, open_map  # noqa: E402
+from pylogmap.store import MapFile, RowLookup, ScoreWriter, open_map  # noqa: E402
 from pylogmap.testing import synthetic_population, write_synthetic_map  # noqa: E402
 
 
@@ -89,6 +91,22 @@ def main() -> None:
             rows.append(("read 1,000 scattered rows", t_pick, "h5py fancy index (sorted)", t_h5pick))
             t_tab = timed(lambda: MapFile(path).models_table())
             rows.append((f"models table of {m} rows (open + read)", t_tab, "-", float("nan")))
+            keys, labels = mf.keys(), mf.labels()
+            queries = [labels[i] for i in pick]
+
+            def by_lookup(texts):
+                lookup = RowLookup(keys, labels)
+                return [lookup.one_row(q) for q in texts]
+
+            def by_dict():
+                index = {label: i for i, label in enumerate(labels)}
+                return [index[q] for q in queries]
+
+            rows.append((f"find 1,000 rows by label among {m} (index + lookups)", timed(lambda: by_lookup(queries)),
+                         "a dict of the labels", timed(by_dict)))
+            upper = [q.upper() for q in queries]
+            rows.append((f"find 1,000 rows by upper-cased label among {m}", timed(lambda: by_lookup(upper)),
+                         "-", float("nan")))
     w = max(len(r[0]) for r in rows)
     print(f"{'operation':<{w}}  {'ours (s)':>9}  {'baseline':<32} {'base (s)':>9}  {'ratio':>6}")
     for name, ours, bname, base in rows:

@@ -92,7 +92,7 @@ def test_map_is_recomputed_only_when_rows_change_and_tau_is_reused(small_map, ca
     second = _json(capsys)
     assert not second["computed"] and second["rows_hash"] == first["rows_hash"]
     # add a much worse model: the 2% quantile of all rows would change, the stored tau must not
-    with open_map(path) as mf:
+    with open_map(path, mode="a") as mf:
         mf.append_rows(["new/model"], pop.L[:1] * 3.0)
     main(["map", str(path), "-k", "3", "--json", *FAST])
     third = _json(capsys)
@@ -111,7 +111,7 @@ def test_stored_results_are_redone_when_rows_change(small_map, capsys):
     path, pop = small_map
     main(["map", str(path), "-k", "3", "--no-tsne", *FAST])
     capsys.readouterr()
-    with open_map(path) as mf:
+    with open_map(path, mode="a") as mf:
         mf.append_rows(["new/model"], pop.L[:1] - 5.0)
     main(["map", str(path), "-k", "0", "--no-tsne", "--no-pca", "--json", *FAST])
     out = _json(capsys)
@@ -126,7 +126,7 @@ def test_nan_and_failed_rows_are_left_out_and_reported(small_map, capsys):
     path, pop = small_map
     partial = pop.L[:1].copy()
     partial[0, 7] = np.nan
-    with open_map(path) as mf:
+    with open_map(path, mode="a") as mf:
         mf.append_rows(["half/scored"], partial)
         mf.append_rows(["broken/model"], np.full((1, 120), np.nan, np.float32), status=["failed"], errors=["CUDA OOM"])
     assert main(["map", str(path), "-k", "3", *FAST]) == 0

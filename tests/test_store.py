@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -284,7 +285,7 @@ def test_second_writer_is_refused_and_stale_lock_recovered(tmp_path):
     with ScoreWriter(path, ts):
         with pytest.raises(MapFileError, match=rf"another process \(pid {os.getpid()}\) is writing"):
             ScoreWriter(path, ts)
-        with open_map(path) as mf:  # readers are never blocked
+        with open_map(path, mode="a") as mf:  # readers are never blocked; a second writer is refused
             with pytest.raises(MapFileError, match="another process"):
                 mf.write_derived("x", np.zeros(3))
     # another process holding the lock
@@ -326,6 +327,110 @@ def test_find_rows(tmp_path):
             mf.find_rows("zzz")
 
 
+# ---------------------------------------------------------------------------------------------
+# Finding rows from what a user typed: one rule (store.lookup) for find_rows/find_row, annotation
+# tables (io.annotations.match_table) and benchmark tables (analysis.prediction.match_rows).
+
+
+def _lookup(*keys):
+    from pylogmap.store import RowLookup
+
+    return RowLookup([as_key(k) for k in keys], where="m.h5")
+
+
+def test_the_three_row_finders_agree_on_revisions(tmp_path):
+    """Rows Org/A@s1, Org/A@s2: `org/a` and `Org/A` name both rows; where one row is needed
+    they are ambiguous, listing both labels (they used to be an error, both rows, and an error)."""
+    from pylogmap.analysis.prediction import match_rows
+    from pylogmap.errors import PylogmapError
+    from pylogmap.io.annotations import match_table
+
+    keys = [("Org/A", "s1", -1), ("Org/A", "s2", -1), ("Org/B", "", -1)]
+    with MapFile.create_with_rows(tmp_path / "m.h5", small_texts(3), keys, -np.ones((3, 3))) as mf:
+        lookup = mf.lookup()
+        for query in ("org/a", "Org/A"):
+            assert mf.find_rows(query) == [0, 1]
+            with pytest.raises(MapFileError, match=r"names 2 rows; pick one label: Org/A@s1, Org/A@s2"):
+                mf.find_row(query)
+            table = match_table({"model": [query], "size": ["7"]}, "model", lookup)
+            assert table.columns["size"][:2].tolist() == [7.0, 7.0] and np.isnan(table.columns["size"][2])
+            with pytest.raises(PylogmapError, match=r"match several rows.*pick one label: Org/A@s1, Org/A@s2"):
+                match_rows([query], lookup)
+        for query, row in (("Org/A@s2", 1), ("org/a@S2", 1), ("org/b", 2)):
+            assert mf.find_rows(query) == [row] and mf.find_row(query) == row
+            assert match_rows([query], lookup).tolist() == [row]
+            table = match_table({"model": [query], "size": ["1"]}, "model", lookup)
+            assert np.flatnonzero(np.isfinite(table.columns["size"])).tolist() == [row]
+
+
+def test_lookup_exact_case_first_then_case_insensitive():
+    rows = _lookup("gpt2", "GPT2", ("gpt2", "", 4))
+    assert rows.rows_of("gpt2") == [0] and rows.rows_of("GPT2") == [1]  # exact spellings win
+    assert rows.rows_of("Gpt2") == [0, 1]  # no exact match: case-insensitive, same rules (layer -1 only)
+    with pytest.raises(MapFileError, match="'Gpt2' names 2 rows; pick one label: gpt2, GPT2"):
+        rows.one_row("Gpt2")
+    assert rows.rows_of("GPT2#l4") == [2]
+
+
+def test_lookup_revisions_pick_one_and_a_label_is_exact():
+    rows = _lookup(("m", "r1", -1), ("m", "r2", -1), ("n", "", -1), ("n", "main", -1))
+    assert rows.rows_of("m@r2") == [1] and rows.one_row("m@r1") == 0
+    assert rows.rows_of("m") == [0, 1]  # rows of: every revision
+    with pytest.raises(MapFileError, match="names 2 rows"):
+        rows.one_row("m")  # one row: ambiguous
+    assert rows.one_row("n") == 2  # a plain name that is a row's label is that row (default revision)
+    assert rows.rows_of("n@main") == [3]
+    assert rows.find("m@r3") == []
+
+
+def test_lookup_layers_plain_name_means_the_models_own_output():
+    rows = _lookup("lens", ("lens", "", 0), ("lens", "", 1), ("ck", "s1", 0), ("ck", "s1", 1), ("ck", "s2", 1))
+    assert rows.one_row("lens") == 0 and rows.one_row("lens#L1") == 2
+    # no layer -1 row: a plain name means every layer (and revision) it has
+    assert rows.rows_of("ck@s1") == [3, 4] and rows.rows_of("ck") == [3, 4, 5]
+    assert rows.rows_of("ck#L1") == [4, 5] and rows.one_row("ck@s2#L1") == 5
+    assert rows.find("lens#L7") == []
+
+
+def test_lookup_local_folders_full_path_or_clean_name(tmp_path, monkeypatch):
+    folder = tmp_path / "models" / "my-model"
+    rows = _lookup(str(folder), "clean-model", "./rel-model", ("EleutherAI/pythia-70m", "", -1),
+                   (str(folder), "", 2))
+    # a row labelled with the full path
+    for query in (str(folder), str(folder) + "/", "my-model", "my-model/", "./my-model"):
+        assert rows.rows_of(query) == [0], query
+    assert rows.one_row(f"{folder}#L2") == 4 and rows.one_row("my-model#L2") == 4
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path / "models")
+    assert rows.one_row("./my-model") == 0  # the same folder, from the current directory
+    assert rows.find(str(tmp_path / "elsewhere" / "my-model")) == []  # an absolute path is that folder only
+    # a row labelled with a clean name
+    for query in ("clean-model", "clean-model/", "./clean-model", "/some/where/clean-model", "CLEAN-MODEL/"):
+        assert rows.rows_of(query) == [1], query
+    # a row scored as ./rel-model: its folder from here, or the clean name
+    for query in ("rel-model", "./rel-model/", str(tmp_path / "models" / "rel-model")):
+        assert rows.rows_of(query) == [2], query
+    # hub ids are not folders: no last-component guess
+    assert rows.find("pythia-70m") == []
+
+
+def test_lookup_misses_and_ambiguity_are_one_line_with_candidates():
+    rows = _lookup(("EleutherAI/pythia-70m", "step1000", -1), ("EleutherAI/pythia-70m", "step2000", -1), "gpt2")
+    with pytest.raises(MapFileError) as err:
+        rows.rows_of("EleutherAI/pythia-70")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("no model 'EleutherAI/pythia-70' in m.h5 (3 rows)")
+    assert "Did you mean: EleutherAI/pythia-70m" in msg and "name@revision" in msg
+    with pytest.raises(MapFileError) as err:
+        rows.rows_of("zzz")
+    assert "\n" not in str(err.value) and "pylogmap info" in str(err.value) and "name#L<layer>" in str(err.value)
+    with pytest.raises(MapFileError) as err:
+        rows.one_row("eleutherai/pythia-70m")
+    msg = str(err.value)
+    assert "\n" not in msg and "pick one label: EleutherAI/pythia-70m@step1000, EleutherAI/pythia-70m@step2000" in msg
+    assert "name@revision picks a revision" in msg
+
+
 def test_derived_annotations_and_appends(tmp_path):
     ts = small_texts(4)
     path = tmp_path / "m.h5"
@@ -337,7 +442,7 @@ def test_derived_annotations_and_appends(tmp_path):
                       {"tau": -1412.5, "rows_hash": "abc", "n_used": 2})
         arr, attrs = mf.read_derived("tsne")
         np.testing.assert_array_equal(arr, [[0, 1], [2, 3]])
-        assert attrs == {"perplexity": 30, "seed": 42, "params": '{"a": 1}'}
+        assert attrs == {"perplexity": 30, "seed": 42, "params": {"a": 1}}  # read back as written
         assert mf.read_derived("neighbors/index")[0].tolist() == [[1], [0]]
         assert mf.map_attrs() == {"tau": -1412.5, "rows_hash": "abc", "n_used": 2}
         assert mf.derived_names() == ["neighbors/index", "tsne", "used"]
@@ -359,6 +464,128 @@ def test_derived_annotations_and_appends(tmp_path):
             mf.append_rows(["d", "d"], -np.ones((2, 4)))
         with pytest.raises(MapFileError, match=r"shape \(1, 3\), expected \(1, 4\)"):
             mf.append_rows(["d"], -np.ones((1, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Attributes: written through one encoder (store.attrs), read back as written; older files as before.
+
+
+def test_attributes_read_back_as_written(tmp_path):
+    ts = small_texts(3)
+    path = tmp_path / "m.h5"
+    written = {
+        "params": {"a": 1, "nested": {"b": [1, 2]}}, "none": None, "null_text": "null", "json_text": '{"a": 1}',
+        "text": "ü", "empty": "", "int": 7, "big": 1 << 70, "float": -1412.5, "nan": float("nan"), "yes": True,
+        "ratios": [0.5, 0.25], "counts": [1, 2, 3], "flags": [True, False], "mixed": [1, 2.5], "words": ["p", "q"],
+        "nested": [[1, 2], [3]], "empty_list": [], "pair": (1, "x"), "f32": np.float32(0.5), "i64": np.int64(-3),
+        "where": Path("/some/folder"),
+    }
+    arrays = {"matrix": np.arange(6, dtype=np.int32).reshape(2, 3), "names": np.array(["a", "bb"])}
+    expected = dict(written, pair=[1, "x"], where="/some/folder")
+    with MapFile.create_with_rows(path, ts, ["a", "b"], -np.ones((2, 3))) as mf:
+        mf.update_map({"tsne": (np.zeros((2, 2), np.float32), {**written, **arrays})}, {**written, **arrays})
+        for got in (mf.read_derived("tsne")[1], mf.map_attrs()):
+            assert set(got) == set(expected) | set(arrays)
+            for name, value in expected.items():
+                if name == "nan":
+                    assert isinstance(got[name], float) and np.isnan(got[name])
+                    continue
+                assert got[name] == value and type(got[name]) is type(value if not isinstance(value, np.generic)
+                                                                      else value.item()), name
+            assert got["matrix"].dtype == np.int32 and got["matrix"].tolist() == [[0, 1, 2], [3, 4, 5]]
+            assert isinstance(got["names"], np.ndarray) and got["names"].tolist() == ["a", "bb"]
+        assert mf.texts().recipe == ts.recipe
+    with h5py.File(path, "r") as f:  # plain h5py: numbers stay numbers, the rest is JSON text, and says so
+        a = f["map/tsne"].attrs
+        assert a["encoding-type"] == "pylogmap-attrs" and a["encoding-version"] == "1"
+        assert json.loads(a["params"]) == written["params"] and a["none"] == "null"
+        assert a["ratios"].tolist() == [0.5, 0.25] and a["matrix"].dtype == np.int32
+        codes = json.loads(a["encoding-attrs"])
+        assert codes["params"] == codes["none"] == codes["words"] == "json" and codes["ratios"] == "list"
+        assert "null_text" not in codes and "float" not in codes
+
+
+def test_attributes_refuse_reserved_names_and_unstorable_values(tmp_path):
+    with MapFile.create_with_rows(tmp_path / "m.h5", small_texts(3), ["a"], -np.ones((1, 3))) as mf:
+        with pytest.raises(MapFileError, match="'encoding-type' is reserved"):
+            mf.write_derived("x", np.zeros(1), {"encoding-type": "mine"})
+        with pytest.raises(MapFileError, match="attribute 'who' has a set"):
+            mf.update_map({}, {"who": {1, 2}})
+        with pytest.raises(MapFileError, match="attribute 'bad' cannot be stored as JSON"):
+            mf.update_map({}, {"bad": {"x": object()}})
+        assert mf.derived_names() == [] and mf.map_attrs() == {}  # nothing was written
+
+
+def test_a_derived_entry_journalled_by_an_earlier_release_is_still_applied(tmp_path):
+    from pylogmap.store.journal import Committer
+
+    path = tmp_path / "m.h5"
+    MapFile.create_with_rows(path, small_texts(3), ["a", "b"], -np.ones((2, 3))).close()
+    spec = {"items": [["x", {"p": {"a": 1}, "r": [0.5, 0.25]}]], "map_attrs": {"tau": -1.0}, "replace_all": False}
+    committer = Committer(path)  # an entry as earlier releases wrote it: attributes as JSON values
+    committer.journal({"op": np.array("derived"), "a0": np.zeros(2), "spec": np.array(json.dumps(spec))})
+    committer.close()  # the writer dies before committing: the next reader commits the entry
+    with open_map(path) as mf:
+        assert mf.read_derived("x")[1] == {"p": {"a": 1}, "r": [0.5, 0.25]} and mf.map_attrs() == {"tau": -1.0}
+
+
+def test_open_map_mode_r_reads_and_a_writes(tmp_path):
+    path = tmp_path / "m.h5"
+    MapFile.create_with_rows(path, small_texts(3), ["a", "b"], -np.ones((2, 3))).close()
+    with open_map(path) as mf:
+        assert mf.mode == "r"
+        for write in (lambda: mf.append_rows(["c"], -np.ones((1, 3))), lambda: mf.write_derived("x", np.zeros(2)),
+                      lambda: mf.update_map({"x": np.zeros(2)}), lambda: mf.set_annotations({"f": ["x", "y"]})):
+            with pytest.raises(MapFileError, match=r"m.h5 is open read-only; open it with open_map\(path, mode='a'\)"):
+                write()
+    with open_map(path, mode="a") as mf:
+        mf.append_rows(["c"], -np.ones((1, 3)))
+        mf.set_annotations({"f": ["x", "y", "z"]})
+        assert mf.n_models == 3 and mf.mode == "a"
+    with pytest.raises(MapFileError, match="mode 'r' .* or 'a'"):
+        open_map(path, mode="w")
+
+
+LEGACY = ROOT / "tests" / "data" / "map-v1-before-attr-encoding.tar.gz"
+
+
+def test_a_map_written_before_the_attribute_encoding_reads_as_before(tmp_path):
+    """A format-1 map (and its per-token sidecar) written by the store before attributes carried
+    an encoding, kept as a fixture. It was made by that release with:
+
+        texts = TextSet.from_texts(["one ü", "two", "three"], recipe={"max_bytes": 8, "seed": 42}, name="legacy")
+        with MapFile.create_with_rows(path, texts, [("org/a", "s1", -1), ("org/a", "s2", -1)], -np.ones((2, 3)),
+                                      annotations={"family": ["x", "y"]}) as mf:
+            mf.update_map({"tsne": (np.zeros((2, 2), np.float32), {"perplexity": 5, "params": {"a": 1},
+                           "none": None, "ratios": [0.5, 0.25], "tags": ["p", "q"]})},
+                          {"tau": -12.5, "excluded": "{}", "nothing": None})
+        with ScoreWriter(path) as w:
+            w.record(("org/b", "", 1), [-1.0, -2.0, -3.0], [1, 1, 1], token_logprobs=[[-1.0], [-2.0], [-3.0]])
+
+    It opens and reads exactly as that release read it (JSON text stays text, None reads "null"),
+    and what is written into it now reads back as written, next to the old attributes."""
+    with tarfile.open(LEGACY) as tar:
+        tar.extractall(tmp_path, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    path = tmp_path / "legacy-v1.h5"
+    with open_map(path) as mf:
+        assert mf.labels() == ["org/a@s1", "org/a@s2", "org/b#L1"] and mf.format_version == 1
+        assert mf.commit_seq == 2 and mf.annotations()["family"].tolist() == ["x", "y", ""]
+        texts = mf.texts()
+        assert texts.recipe == {"max_bytes": 8, "seed": 42} and texts.name == "legacy"
+        assert texts.texts == ["one ü", "two", "three"] and texts.hash == mf.text_hash
+        arr, attrs = mf.read_derived("tsne")
+        assert arr.shape == (2, 2)
+        assert attrs == {"perplexity": 5, "params": '{"a": 1}', "none": "null", "tags": '["p", "q"]',
+                         "ratios": attrs["ratios"]}
+        assert isinstance(attrs["ratios"], np.ndarray) and attrs["ratios"].tolist() == [0.5, 0.25]
+        assert mf.map_attrs() == {"tau": -12.5, "excluded": "{}", "nothing": "null"}
+        assert [t.tolist() for t in mf.token_logprobs(2)] == [[-1.0], [-2.0], [-3.0]]
+    with open_map(path, mode="a") as mf:  # a new release writing into the old file
+        mf.update_map({"pca": (np.ones((3, 2)), {"params": {"b": 2}})}, {"n_used": 3, "extra": None})
+        assert mf.read_derived("pca")[1] == {"params": {"b": 2}}
+        assert mf.read_derived("tsne")[1]["params"] == '{"a": 1}'  # untouched objects read as before
+        assert mf.map_attrs() == {"tau": -12.5, "excluded": "{}", "nothing": "null", "n_used": 3, "extra": None}
+        assert mf.texts().recipe == {"max_bytes": 8, "seed": 42}
 
 
 def test_record_validates_inputs_and_keeps_token_logprobs(tmp_path):
@@ -558,7 +785,7 @@ def test_info_command(tmp_path, capsys):
     with ScoreWriter(path, ts) as w:
         w.record("org/a", *row_values(0, len(ts)), meta={"dtype": "float16", "n_params": 124_000_000})
         w.record_failure("org/b", "could not load: no such model")
-    with open_map(path) as mf:
+    with open_map(path, mode="a") as mf:
         mf.update_map({"tsne": np.zeros((2, 2), np.float32)}, {"tau": -12.5})
         mf.set_annotations({"family": ["gpt2", "llama-2"]})
     assert main(["info", str(path)]) == 0

@@ -317,7 +317,7 @@ def test_trajectories_are_drawn_in_order(window):
 
 def test_checkpoints_without_steps_still_open(tmp_path):
     path = make_map(tmp_path / "revs.h5", 30, 40, n_families=3, embeddings=())
-    with open_map(path, "a") as mf:
+    with open_map(path, mode="a") as mf:
         L = mf.loglik([0, 1])
         mf.append_rows([("org/model", "main", -1), ("org/model", "fp16", -1)], L)
     compute_map(path, embeddings=("pca",), k=0, progress=False)
@@ -349,7 +349,7 @@ def test_live_refresh_sees_new_models(window, map_path, tmp_path, qtbot):
     window.state.select(2)
     label = window.data.labels[2]
     assert not window.check_for_updates()
-    with open_map(copy, "a") as mf:
+    with open_map(copy, mode="a") as mf:
         L = mf.loglik([0, 1])
         mf.append_rows([("new/model-a", "", -1), ("new/model-b", "", -1)], L + 1.0)
     assert window.check_for_updates()

@@ -26,6 +26,7 @@ import numpy as np
 
 from pylogmap.errors import PylogmapError
 from pylogmap.files import parse_number, read_table
+from pylogmap.store import RowLookup
 
 #: Penalties for benchmark targets (the paper's `10**i for i in range(1, 10)`).
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(10.0**k for k in range(1, 10))
@@ -380,34 +381,34 @@ def read_scores_csv(path, *, categorical=()) -> tuple[list[str], dict[str, np.nd
     return ids, out
 
 
-def match_rows(ids: list[str], labels: list[str], names: list[str], *, skip_unknown: bool = False) -> np.ndarray:
-    """Map row index of each id (a display label, or a model name that names one row); -1 if
-    skipped. Unknown ids are an error listing them, unless `skip_unknown`."""
-    by_label = {lb: i for i, lb in enumerate(labels)}
-    by_name: dict[str, list[int]] = {}
-    for i, n in enumerate(names):
-        by_name.setdefault(n, []).append(i)
+def match_rows(ids: list[str], rows: RowLookup, *, skip_unknown: bool = False) -> np.ndarray:
+    """Map row index of each id, with the store's row-lookup rule in its one-row form
+    (`pylogmap.store.lookup`: a label, or a name that names one row); -1 if skipped. Unknown ids
+    are an error listing them (with close labels), unless `skip_unknown`; an id that names
+    several rows (revisions, layers) is an error listing them."""
     out = np.full(len(ids), -1, dtype=np.int64)
-    unknown, ambiguous = [], []
+    unknown: list[str] = []
+    ambiguous: list[tuple[str, list[int]]] = []
     for k, ident in enumerate(ids):
-        if ident in by_label:
-            out[k] = by_label[ident]
-        elif len(by_name.get(ident, [])) == 1:
-            out[k] = by_name[ident][0]
-        elif ident in by_name:
-            ambiguous.append(ident)
+        found = rows.find(ident)
+        if len(found) == 1:
+            out[k] = found[0]
+        elif found:
+            ambiguous.append((ident, found))
         else:
             unknown.append(ident)
     if ambiguous:
+        ident, found = ambiguous[0]
         raise PylogmapError(
-            f"{len(ambiguous)} model name(s) in the scores table match several rows of the map "
-            f"(revisions or layers), e.g. {ambiguous[0]!r}; use the display label (name@revision, "
-            f"name#L<layer>) as shown by 'pylogmap info'."
+            f"{len(ambiguous)} model name(s) in the scores table match several rows of the map; "
+            f"e.g. {rows.ambiguity_message(ident, found)}"
         )
     if unknown and not skip_unknown:
+        close = rows.close_labels(unknown[0], n=3)
+        hint = f" (closest to {unknown[0]!r}: {', '.join(close)})" if close else ""
         raise PylogmapError(
             f"{len(unknown)} model(s) in the scores table are not in the map: "
-            f"{', '.join(repr(u) for u in unknown[:5])}{' ...' if len(unknown) > 5 else ''}. "
+            f"{', '.join(repr(u) for u in unknown[:5])}{' ...' if len(unknown) > 5 else ''}{hint}. "
             f"Check the names against 'pylogmap info', or pass --skip-unknown to ignore them."
         )
     if len(set(out[out >= 0].tolist())) != int((out >= 0).sum()):
@@ -442,7 +443,8 @@ def predict_map(
 
     notes: list[str] = []
     used_rows = require_used(data, 2, "benchmark prediction")
-    map_rows = match_rows(ids, data.labels, data.names, skip_unknown=skip_unknown)
+    lookup = RowLookup(list(zip(data.names, data.revisions, np.asarray(data.layers).tolist())), data.labels)
+    map_rows = match_rows(ids, lookup, skip_unknown=skip_unknown)
     keep = map_rows >= 0
     if not keep.all():
         notes.append(f"skipped {int((~keep).sum())} unknown model(s) of the scores table")

@@ -178,7 +178,7 @@ def run_demo(
                              progress=progress)
             if pretrained:  # small batches on a CPU: the same speed, and a progress bar that moves
                 score_models(texts, pretrained, map_path, progress=progress, batch_tokens=2048)
-        with open_map(map_path) as mf:
+        with open_map(map_path, mode="a") as mf:
             failed = [label for label, st in zip(mf.labels(), mf.status()) if st != "ok"]
             if failed:
                 raise PylogmapError(

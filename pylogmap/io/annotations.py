@@ -1,16 +1,14 @@
 """Per-model annotations from user tables: attach columns of a CSV to the rows of a map.
 
 The table is read by `pylogmap.files.read_table` (CSV or TSV with a header row); ``match_table``
-aligns it to the rows of a map by model name or label. Columns whose non-missing values all parse
-as numbers are numeric (float64, NaN = missing); any other column is categorical (str, "" =
-missing), as `pylogmap.files.typed_column` decides.
+aligns it to the rows of a map by model name or label (the store's row-lookup rule). Columns whose
+non-missing values all parse as numbers are numeric (float64, NaN = missing); any other column is
+categorical (str, "" = missing), as `pylogmap.files.typed_column` decides.
 ``set_default_families`` stores the default colour classes (`pylogmap.mapping.families`).
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import numpy as np
 from pylogmap.errors import PylogmapError
 from pylogmap.files import read_table, typed_column
 from pylogmap.mapping.families import default_families
-from pylogmap.store import open_map
+from pylogmap.store import RowLookup, open_map
 
 @dataclass
 class Matched:
@@ -43,11 +41,11 @@ class Matched:
         return "\n".join(lines)
 
 
-def match_table(columns: dict[str, list[str]], key: str, labels: Sequence[str], names: Sequence[str]) -> Matched:
-    """Align table rows to map rows by ``key`` (exact label, then model name, then case-folded).
-
-    A model name with several rows (revisions, layers) gives the value to all of them; a label
-    gives it to its row only. Map rows not in the table get NaN / "".
+def match_table(columns: dict[str, list[str]], key: str, rows: RowLookup) -> Matched:
+    """Align table rows to map rows by ``key``, with the store's row-lookup rule in its "rows of"
+    form (`pylogmap.store.lookup`): a model name gives the value to all its revisions, a label to
+    its row only; case, ``./`` and trailing separators are forgiven. Map rows not in the table
+    get NaN / "".
     """
     if key not in columns:
         raise PylogmapError(
@@ -55,36 +53,19 @@ def match_table(columns: dict[str, list[str]], key: str, labels: Sequence[str], 
             "Pass --key COLUMN."
         )
     keys = [k.strip() for k in columns[key]]
-    M = len(labels)
-    by_label = {lab: i for i, lab in enumerate(labels)}
-    by_name: dict[str, list[int]] = {}
-    for i, n in enumerate(names):
-        by_name.setdefault(n, []).append(i)
-    folded: dict[str, list[int]] = {}
-    for i, lab in enumerate(labels):
-        folded.setdefault(lab.casefold(), []).append(i)
-    for i, n in enumerate(names):
-        if i not in folded.get(n.casefold(), []):
-            folded.setdefault(n.casefold(), []).append(i)
+    M = len(rows.keys)
     target: list[list[int]] = []
     unknown: list[tuple[str, list[str]]] = []
-    seen: dict[str, int] = {}
+    seen: set[str] = set()
     duplicates = []
-    candidates = sorted(set(labels) | set(names))
     for k in keys:
         if k in seen:
             duplicates.append(k)
-        seen[k] = 1
-        if k in by_label:
-            target.append([by_label[k]])
-        elif k in by_name:
-            target.append(by_name[k])
-        elif k.casefold() in folded:
-            target.append(folded[k.casefold()])
-        else:
-            target.append([])
-            if k:
-                unknown.append((k, difflib.get_close_matches(k, candidates, n=3, cutoff=0.6)))
+        seen.add(k)
+        found = rows.find(k)
+        target.append(found)
+        if not found and k:
+            unknown.append((k, rows.close_labels(k, n=3)))
     out: dict[str, np.ndarray] = {}
     matched = set()
     for col, raw in columns.items():
@@ -95,8 +76,8 @@ def match_table(columns: dict[str, list[str]], key: str, labels: Sequence[str], 
             full = np.full(M, np.nan)
         else:
             full = np.array([""] * M, dtype=object)
-        for value, rows in zip(typed, target):
-            for r in rows:
+        for value, targets in zip(typed, target):
+            for r in targets:
                 full[r] = value
                 matched.add(r)
         out[col] = full
@@ -109,11 +90,11 @@ def annotate_file(path, table_path, *, key: str = "model") -> Matched:
     """Read a table and attach its columns to the rows of a map file (one atomic commit)."""
 
     columns = read_table(table_path, what="annotation table").columns
-    mf = open_map(path)
+    mf = open_map(path, mode="a")
     try:
         if mf.n_models == 0:
             raise PylogmapError(f"{mf.path.name} has no models yet; score or import models before annotating.")
-        matched = match_table(columns, key, mf.labels(), mf.model_names())
+        matched = match_table(columns, key, mf.lookup())
         if matched.matched_rows == 0:
             raise PylogmapError(
                 f"no name in column {key!r} of {Path(table_path).name} matches a model of {mf.path.name}.\n"
@@ -129,7 +110,7 @@ def set_default_families(path, *, overwrite: bool = False) -> list[str]:
     """Write the ``family`` annotation from names and architectures (kept if present unless
     ``overwrite``). Returns the families."""
 
-    mf = open_map(path)
+    mf = open_map(path, mode="a")
     try:
         table = mf.models_table()
         fam = default_families(table["name"], table["architecture"])

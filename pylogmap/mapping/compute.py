@@ -195,7 +195,7 @@ def compute_map(
     if "umap" in embeddings and not embedding.umap_available():
         raise PylogmapError("UMAP needs the optional package umap-learn; run 'pip install umap-learn' or drop --umap.")
     steps = _Steps(progress)
-    mf = open_map(path)
+    mf = open_map(path, mode="a")
     try:
         M, N = mf.n_models, mf.n_texts
         L = steps.run("read scores", mf.loglik) if M else np.zeros((0, N), np.float32)

@@ -1,23 +1,17 @@
 """The HDF5 map file: one text set, the scored models' log-likelihood matrix, derived results.
 
-May import: h5py, numpy, `pylogmap.texts`, `pylogmap.files`, `pylogmap.errors`; never torch.
+May import: h5py, numpy, filelock, `pylogmap.texts`, `pylogmap.files`, `pylogmap.errors`; never torch.
 """
 
+from pylogmap.store.keys import RowKey, as_key
+from pylogmap.store.lookup import RowLookup
+from pylogmap.store.mapfile import MapFile, open_map
+from pylogmap.store.schema import FORMAT, FORMAT_VERSION, MODEL_COLUMNS
 from pylogmap.store.steps import split_step, step_of
-from pylogmap.store.mapfile import (
-    FORMAT,
-    FORMAT_VERSION,
-    MODEL_COLUMNS,
-    MapFile,
-    RowKey,
-    ScoreWriter,
-    as_key,
-    open_map,
-    tokens_dir,
-    tokens_path,
-)
+from pylogmap.store.tokens import tokens_dir, tokens_path
+from pylogmap.store.writer import ScoreWriter
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "MODEL_COLUMNS", "MapFile", "RowKey", "ScoreWriter", "as_key", "open_map",
-    "split_step", "step_of", "tokens_dir", "tokens_path",
+    "FORMAT", "FORMAT_VERSION", "MODEL_COLUMNS", "MapFile", "RowKey", "RowLookup", "ScoreWriter", "as_key",
+    "open_map", "split_step", "step_of", "tokens_dir", "tokens_path",
 ]
