@@ -200,7 +200,7 @@ def test_missing_gguf_package(monkeypatch, tmp_path):
     path = tmp_path / "model.gguf"
     path.write_bytes(b"GGUF")
     monkeypatch.setattr(builtins, "__import__", fake_import)
-    with pytest.raises(ModelLoadError, match=r"pylogmap\[gguf\]"):
+    with pytest.raises(ModelLoadError, match=r"needs the 'gguf' and 'accelerate' packages \(gguf is missing\): pip install gguf"):
         models.load_model(str(path))
 
 
