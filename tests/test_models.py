@@ -1,12 +1,10 @@
-"""Model loading and the LM-head split (pylogmap.models)."""
+"""Model loading and the LM-head split (pylogmap.scoring.models, pylogmap.scoring.heads)."""
 
 from __future__ import annotations
 
-import os
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")

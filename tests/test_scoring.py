@@ -173,6 +173,20 @@ def test_lens_layer_selection_and_errors():
         scoring.resolve_layers("x", 2)
 
 
+def test_job_layers_before_the_model_is_loaded():
+    """A job's layers are fixed before its model's depth is known: "all" stays "all", indices
+    become a tuple (repeats dropped for a list), negative indices are refused."""
+    from pylogmap.scoring.layers import job_layers
+
+    assert job_layers(None) is None
+    assert job_layers(" ALL ") == "all"
+    assert job_layers("0:4:2") == (0, 2, 4)
+    assert job_layers([3, 1, 3]) == (3, 1)
+    for bad in ([-1], [], "0,-2"):
+        with pytest.raises(PylogmapError, match="non-negative"):
+            job_layers(bad)
+
+
 # ----------------------------------------------------------------------------- failure handling
 
 def test_fallback_head_path_scores_correctly():
