@@ -1,7 +1,6 @@
-"""The studies' experiments that need the models themselves: weight interpolation, weight-space
-distances along checkpoints, adding new models to a map by scoring them on its selected texts.
+"""The studies' experiments that need the models: weight interpolation, checkpoint weight distances, adding models.
 
-May import: torch (lazily), `pylogmap.scoring`, `pylogmap.analysis`, `pylogmap.mapping`, `pylogmap.store`.
+May import: torch (lazily), `pylogmap.scoring`, `pylogmap.analysis`, `pylogmap.mapping`, `pylogmap.store`, `pylogmap.texts`, `pylogmap.errors`.
 """
 
 from pylogmap.experiments.adding import add_models

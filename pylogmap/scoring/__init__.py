@@ -1,6 +1,6 @@
 """Scoring: load causal LMs, tokenize, batch by length and run the forward pass into a map file.
 
-May import: torch and transformers (lazily), `pylogmap.kernels`, `pylogmap.store`, `pylogmap.texts`, `pylogmap.errors`.
+May import: torch and transformers (inside functions), `pylogmap.kernels`, `pylogmap.store`, `pylogmap.texts`, `pylogmap.errors`.
 """
 
 from pylogmap.scoring.batching import BATCH_TOKENS, default_batch_tokens, make_batches
