@@ -108,7 +108,7 @@ def peak_extra_bytes(fn, device: str) -> int:
 
 
 def run(device: str, configs, repeats: int) -> list[dict]:
-    from pylogmap.kernels import logprobs as kernels
+    from pylogmap import kernels
 
     rows = []
     for n, v, dtype in configs:
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from pylogmap.kernels import logprobs as kernels
+    from pylogmap import kernels
 
     st = kernels.native_status()
     print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, torch {torch.__version__}, "

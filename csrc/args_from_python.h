@@ -1,6 +1,6 @@
 // Building the kernel's arguments from what Python passes (host code, both extension modules).
 //
-// pylogmap/kernels.py has already validated the tensors; these checks are the native side's own
+// pylogmap/kernels/args.py has already validated the tensors; these checks are the native side's own
 // guard against a caller that bypasses it, so a bad call is an exception, never a bad read.
 #pragma once
 

@@ -1,6 +1,6 @@
-// pylogmap._core: the CPU kernel and the build information.
+// pylogmap.kernels._core: the CPU kernel and the build information.
 //
-// Takes raw pointers, shapes and dtype codes as integers (pylogmap/kernels.py validates the torch
+// Takes raw pointers, shapes and dtype codes as integers (pylogmap/kernels/ validates the torch
 // tensors and allocates the outputs), picks the fastest row-kernel variant this CPU supports, and
 // spreads the rows over OpenMP threads with the GIL released.
 #include <pybind11/pybind11.h>

@@ -1,6 +1,6 @@
 // The kernel contract shared by the CPU and the CUDA implementation.
 //
-// Python (pylogmap/kernels.py) validates the tensors and fills this struct with raw pointers,
+// Python (pylogmap/kernels/args.py) validates the tensors and fills this struct with raw pointers,
 // shapes and dtype codes; the compiled code never sees a torch object, so the build needs no torch.
 #pragma once
 
@@ -8,7 +8,7 @@
 
 namespace pylogmap {
 
-// dtype codes, the same numbers as pylogmap/kernels.py::_DTYPE_CODES
+// dtype codes, the same numbers as LOGITS_CODES and TARGET_CODES in pylogmap/kernels/args.py
 enum LogitsDtype : int { kFloat32 = 0, kBFloat16 = 1, kFloat16 = 2 };
 enum TargetDtype : int { kInt32 = 0, kInt64 = 1 };
 

@@ -17,9 +17,9 @@ def _gpu_unavailable_reason() -> str | None:
         return "torch is not installed"
     if not torch.cuda.is_available():
         return "no CUDA GPU on this machine"
-    from pylogmap.kernels import logprobs as kernels
+    from pylogmap.kernels import native_status
 
-    status = kernels.native_status()
+    status = native_status()
     if not status.get("cuda_loaded"):
         return f"the CUDA module is not available: {status.get('cuda_error')}"
     return None

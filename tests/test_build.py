@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import pylogmap
-from pylogmap.kernels import logprobs as kernels
+from pylogmap import kernels
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -134,3 +134,22 @@ def test_switch_auto_without_nvcc_builds_cpu_only(tmp_path):
     res = _configure(tmp_path, "AUTO", hide_nvcc=True)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "pylogmap: CUDA module: OFF" in res.stdout, res.stdout
+
+
+def test_native_status_needs_no_torch():
+    """`native_status()` only reports on the compiled modules, so it answers where torch cannot be
+    imported at all (a broken torch install), while the torch names still fail clearly there."""
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any import of torch now raises ImportError\n"
+        "from pylogmap.kernels import native_status\n"
+        "st = native_status()\n"
+        "print(st['core_loaded'], st['cuda_built'])\n"
+        "try:\n"
+        "    from pylogmap.kernels import token_logprobs\n"
+        "except ImportError:\n"
+        "    print('no torch')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    st = kernels.native_status()
+    assert out == [str(st["core_loaded"]), str(st["cuda_built"]), "no", "torch"]

@@ -1,4 +1,4 @@
-"""pylogmap.head.head_logprobs: the LM head in bounded row blocks, against float64 torch.
+"""pylogmap.kernels.head_logprobs: the LM head in bounded row blocks, against float64 torch.
 
 Tolerances: the reference is float64 `log_softmax(hidden @ W.T + b)` on the same (rounded) inputs.
 The head's matmul runs in fp32 here (or bf16 when asked), so the logits carry the GEMM's rounding:
@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pylogmap.kernels import head, logprobs as kernels
+from pylogmap.kernels import head, logprobs
 
 from _kernel_helpers import assert_close_rows, reference, tolerance
 
@@ -53,13 +53,13 @@ def test_matches_reference_for_any_budget(budget):
 def test_blocks_respect_the_budget(monkeypatch):
     """Every block of logits handed to the kernel fits the budget; together they cover all rows."""
     seen = []
-    real_run = kernels._run
+    real_run = logprobs.logprobs_into
 
     def spy(logits, targets, out, ent, softcap, scale):
         seen.append((logits.shape[0], logits.shape[1], logits.element_size(), logits.data_ptr()))
         return real_run(logits, targets, out, ent, softcap, scale)
 
-    monkeypatch.setattr(kernels, "_run", spy)
+    monkeypatch.setattr(logprobs, "logprobs_into", spy)
     hidden, weight, _, targets = _inputs(1000, 32, 500)
     budget = 50_000  # 50_000 // ((500 + 32) * 4) = 23 rows per block
     lp = head.head_logprobs(hidden, weight, targets, budget_bytes=budget)

@@ -1,10 +1,12 @@
-"""Weight interpolation (method.md section 8): grid, exact plane coordinates, grid comparison."""
+"""Weight interpolation (method.md section 8): grid, exact plane coordinates, grid comparison
+(pylogmap.analysis.interpolation), merged weights and the scored grid (pylogmap.experiments)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from pylogmap import experiments
 from pylogmap.analysis import interpolation as I
 from pylogmap.errors import PylogmapError
 
@@ -68,17 +70,17 @@ def test_merge_state_dicts_is_the_affine_combination():
             "pos": torch.arange(6)} for _ in range(3)]
     for sd in sds[1:]:
         sd["pos"] = sds[0]["pos"].clone()
-    m = I.merge_state_dicts(sds, 0.3, -0.2)
+    m = experiments.merge_state_dicts(sds, 0.3, -0.2)
     ref = 0.9 * sds[0]["w"].double() + 0.3 * sds[1]["w"].double() - 0.2 * sds[2]["w"].double()
     torch.testing.assert_close(m["w"].double(), ref, rtol=1e-6, atol=1e-6)  # float32 arithmetic
     assert m["h"].dtype == torch.float16 and torch.equal(m["pos"], sds[0]["pos"])
     # the corners are the models themselves, exactly
     for k, (a, b) in enumerate([(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)]):
-        corner = I.merge_state_dicts(sds, a, b)
+        corner = experiments.merge_state_dicts(sds, a, b)
         assert torch.equal(corner["w"], sds[k]["w"]) and torch.equal(corner["h"], sds[k]["h"])
     sds[2]["pos"] = sds[2]["pos"] + 1
     with pytest.raises(PylogmapError, match="integer buffer pos"):
-        I.merge_state_dicts(sds, 0.5, 0.5)
+        experiments.merge_state_dicts(sds, 0.5, 0.5)
 
 
 @pytest.mark.slow  # trains and scores tiny models: ~10 s alone, a minute on a loaded machine

@@ -13,7 +13,8 @@ import warnings
 import pytest
 import torch
 
-from pylogmap.kernels import _native, logprobs as kernels
+from pylogmap import kernels
+from pylogmap.kernels import _native, args, logprobs
 
 from _kernel_helpers import assert_close_rows, make_logits, make_targets, reference, tolerance
 
@@ -194,7 +195,7 @@ def test_every_cpu_variant(dtype):
             out = torch.empty(n)
             ent = torch.empty(n)
             used = core.token_logprobs(
-                logits.data_ptr(), n, v, logits.stride(0), kernels._LOGITS_CODES[dtype],
+                logits.data_ptr(), n, v, logits.stride(0), args.LOGITS_CODES[dtype],
                 targets.data_ptr(), 1, out.data_ptr(), ent.data_ptr(),
                 scale is not None, scale or 1.0, softcap is not None, softcap or 0.0, 1, isa,
             )  # fmt: skip
@@ -210,7 +211,7 @@ def _run_variant(core, logits, targets, isa, *, scale=None):
     n, v = logits.shape
     out = torch.empty(n)
     core.token_logprobs(
-        logits.data_ptr(), n, v, logits.stride(0), kernels._LOGITS_CODES[logits.dtype],
+        logits.data_ptr(), n, v, logits.stride(0), args.LOGITS_CODES[logits.dtype],
         targets.data_ptr(), 1, out.data_ptr(), 0, scale is not None, scale or 1.0, False, 0.0, 1, isa,
     )  # fmt: skip
     return out
@@ -262,7 +263,7 @@ def test_kernel_itself_never_reads_outside_the_row():
         targets = torch.tensor([-1, 5, 1000, 2**31 - 1], dtype=dtype)
         out = torch.empty(4)
         core.token_logprobs(
-            logits.data_ptr(), 4, 1000, 1000, 0, targets.data_ptr(), kernels._TARGET_CODES[dtype],
+            logits.data_ptr(), 4, 1000, 1000, 0, targets.data_ptr(), args.TARGET_CODES[dtype],
             out.data_ptr(), 0, False, 1.0, False, 0.0, 1, "",
         )  # fmt: skip
         assert torch.isnan(out[[0, 2, 3]]).all()
@@ -318,7 +319,7 @@ def test_fallback_warns_once_when_core_missing(monkeypatch):
     monkeypatch.setattr(_native, "_loaded", True)
     monkeypatch.setattr(_native, "_core", None)
     monkeypatch.setattr(_native, "_core_error", "pylogmap.kernels._core could not be imported (test)")
-    monkeypatch.setattr(kernels, "_warned_fallback", False)
+    monkeypatch.setattr(logprobs, "_warned_fallback", False)
     assert kernels.native_status()["core_loaded"] is False
     logits = make_logits(3, 100, torch.bfloat16)
     targets = make_targets(3, 100)
@@ -343,7 +344,7 @@ def test_cuda_tensors_without_cuda_module_raise(monkeypatch):
     targets = torch.zeros(2, dtype=torch.int64, device="meta")
     out = torch.empty(2, device="meta")
     with pytest.raises(RuntimeError, match="CUDA module, which is not available.*without its CUDA module"):
-        kernels._run(logits, targets, out, None, None, None)
+        logprobs.logprobs_into(logits, targets, out, None, None, None)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -46,6 +46,17 @@ def test_help_lists_the_options(capsys):
         assert option in out
 
 
+@pytest.mark.parametrize("module", ["pylogmap.scoring", "pylogmap.experiments", "pylogmap.kernels"])
+def test_the_model_side_imports_without_torch(module):
+    """torch and transformers load when a model is scored, not when the package is imported, so
+    'pylogmap score/add/interpolate --help' stay light (their command modules import these)."""
+    import sys
+
+    code = f"import sys, {module}\nprint(' '.join(m for m in ('torch', 'transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
+
+
 def test_scores_models_given_directly_and_from_a_list(tmp_path, texts_file):
     listing = tmp_path / "models.txt"
     listing.write_text(f"# tiny models\n{H.model_dir('llama')}   # llama style\n\n", encoding="utf-8")

@@ -11,7 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import _score_helpers as H  # noqa: E402
-from pylogmap.scoring import engine as scoring, models  # noqa: E402
+from pylogmap import scoring  # noqa: E402
+from pylogmap.scoring import models, tokenize  # noqa: E402
 from pylogmap.errors import MapFileError, PylogmapError  # noqa: E402
 from pylogmap.store import step_of  # noqa: E402
 
@@ -172,6 +173,20 @@ def test_lens_layer_selection_and_errors():
         scoring.resolve_layers("x", 2)
 
 
+def test_job_layers_before_the_model_is_loaded():
+    """A job's layers are fixed before its model's depth is known: "all" stays "all", indices
+    become a tuple (repeats dropped for a list), negative indices are refused."""
+    from pylogmap.scoring.layers import job_layers
+
+    assert job_layers(None) is None
+    assert job_layers(" ALL ") == "all"
+    assert job_layers("0:4:2") == (0, 2, 4)
+    assert job_layers([3, 1, 3]) == (3, 1)
+    for bad in ([-1], [], "0,-2"):
+        with pytest.raises(PylogmapError, match="non-negative"):
+            job_layers(bad)
+
+
 # ----------------------------------------------------------------------------- failure handling
 
 def test_fallback_head_path_scores_correctly():
@@ -232,13 +247,11 @@ def test_out_of_memory_splits_the_batch(monkeypatch):
 
 
 def test_token_ids_are_computed_once_per_tokenizer(monkeypatch):
-    from pylogmap.scoring.executors import LocalExecutor
-
     calls = []
-    real = scoring.tokenize_texts
-    monkeypatch.setattr(scoring, "tokenize_texts", lambda tok, texts, **kw: calls.append(1) or real(tok, texts, **kw))
+    real = tokenize.tokenize_texts
+    monkeypatch.setattr(tokenize, "tokenize_texts", lambda tok, texts, **kw: calls.append(1) or real(tok, texts, **kw))
     jobs = [scoring.ScoreJob(spec=H.model_dir(a), progress=False) for a in ("gpt2", "phi", "llama", "gemma2")]
-    results = list(LocalExecutor().run(jobs, TEXTS[:4]))
+    results = list(scoring.LocalExecutor().run(jobs, TEXTS[:4]))
     assert all(r.ok for r in results), [r.error for r in results]
     assert len(calls) == 2  # gpt2+phi share one tokenizer, llama+gemma2 the other
 
@@ -404,11 +417,9 @@ def test_failed_lens_job_is_recorded_under_layer_0(tmp_path, textset):
 
 def test_ray_executor(tmp_path, textset):
     pytest.importorskip("ray")
-    from pylogmap.scoring.executors import RayExecutor
-
     out = tmp_path / "ray.h5"
     names = [H.model_dir("gpt2"), H.model_dir("neox")]
-    scoring.score_models(textset, names, out, progress=False, executor=RayExecutor(num_gpus=0))
+    scoring.score_models(textset, names, out, progress=False, executor=scoring.RayExecutor(num_gpus=0))
     local = tmp_path / "local.h5"
     scoring.score_models(textset, names, local, progress=False)
     np.testing.assert_allclose(read(out)[0], read(local)[0], rtol=1e-6)
@@ -416,8 +427,6 @@ def test_ray_executor(tmp_path, textset):
 
 def test_ray_missing_is_a_clear_error(monkeypatch):
     import builtins
-
-    from pylogmap.scoring import executors
 
     real_import = builtins.__import__
 
@@ -428,6 +437,6 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(PylogmapError, match=r"pylogmap\[ray\]"):
-        executors.RayExecutor()
+        scoring.RayExecutor()
     with pytest.raises(PylogmapError, match="unknown executor"):
-        executors.make_executor("dask")
+        scoring.make_executor("dask")

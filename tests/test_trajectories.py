@@ -106,52 +106,6 @@ def test_jumpy_texts_drops_the_largest_changes():
     assert T.jumpy_texts([L], frac=0.0).all()
 
 
-def test_squared_weight_distance_float64_numpy_and_torch():
-    torch = pytest.importorskip("torch")
-    g = torch.Generator().manual_seed(0)
-    a = {"w": torch.randn(30, 20, generator=g), "b": torch.randn(20, generator=g)}
-    b = {k: v + 1e-3 * torch.randn(v.shape, generator=g) for k, v in a.items()}
-    ref = sum(((a[k].double() - b[k].double()) ** 2).sum().item() for k in a)
-    assert T.squared_weight_distance(a, b) == pytest.approx(ref, rel=1e-12)
-    # bf16 parameters: differences formed after the exact upcast to float64.
-    a16 = {k: v.bfloat16() for k, v in a.items()}
-    b16 = {k: v.bfloat16() for k, v in b.items()}
-    ref16 = sum(((a16[k].double() - b16[k].double()) ** 2).sum().item() for k in a)
-    assert T.squared_weight_distance(a16, b16) == pytest.approx(ref16, rel=1e-12)
-    npd = {k: v.numpy() for k, v in a.items()}
-    assert T.squared_weight_distance(npd, a) == 0.0
-    with pytest.raises(PylogmapError, match="same parameters"):
-        T.squared_weight_distance(a, {"w": a["w"]})
-    with pytest.raises(PylogmapError, match="shape"):
-        T.squared_weight_distance(a, {"w": a["w"][:3], "b": a["b"]})
-
-
-def test_weight_window_distances_loads_and_caches():
-    rng = np.random.default_rng(14)
-    path = np.cumsum(rng.normal(size=(6, 50)), axis=0)
-    calls = []
-
-    def loader(i):
-        def load():
-            calls.append(i)
-            return {"p": path[i]}
-        return load
-
-    loaders = [loader(i) for i in range(6)]
-    D = T.weight_window_distances(loaders, window=2, cache=True)
-    assert sorted(calls) == list(range(6))
-    for a in range(6):
-        for b in range(6):
-            if a < b <= a + 2:
-                assert D[a, b] == pytest.approx(np.sum((path[a] - path[b]) ** 2))
-            else:
-                assert np.isnan(D[a, b])
-    calls.clear()
-    D2 = T.weight_window_distances(loaders, window=2)
-    np.testing.assert_array_equal(np.isnan(D), np.isnan(D2))
-    assert len(calls) > 6
-
-
 # ------------------------------------------------------------------ map level
 
 from _analysis_helpers import make_mapdata  # noqa: E402
@@ -286,7 +240,7 @@ def test_trajectory_end_to_end_on_tiny_trained_checkpoints(tmp_path, capsys):
     b = t["diffusion"]["weights"]["b"][0]
     c0 = t["diffusion"]["weights"]["c"][0]
     assert ref > 0 and np.isfinite(b) and np.isfinite(c0)
-    from pylogmap.analysis.trajectories import load_state_dict, squared_weight_distance
+    from pylogmap.experiments import load_state_dict, squared_weight_distance
 
     got = squared_weight_distance(load_state_dict(ckpts[0]), load_state_dict(ckpts[1]))
     # The saved state dict holds the tied embedding once (GPT-2 ties lm_head): same sum.

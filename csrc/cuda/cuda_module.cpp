@@ -1,4 +1,4 @@
-// pylogmap._cuda: the CUDA kernel over raw device pointers and a stream handle.
+// pylogmap.kernels._cuda: the CUDA kernel over raw device pointers and a stream handle.
 //
 // Linked with the static CUDA runtime: importing needs no libcudart and no driver. The driver
 // (libcuda.so) is looked up on the first CUDA call, so on a machine without a GPU or driver the

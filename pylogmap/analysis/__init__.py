@@ -4,12 +4,12 @@
 - `resampling`: likelihood-variance resampling of texts, error curves, reduced text sets;
 - `trajectories`: KL along checkpoints and layers, diffusion exponents;
 - `leakage`: texts and sources a model finds anomalously easy relative to its neighbours;
-- `interpolation`: weight interpolation of three models scored on a grid (needs torch, imported
-  only when called).
+- `interpolation`: the weight and log-likelihood grids of three interpolated models compared.
 
 Each module has plain functions over numpy arrays and a thin function over a map file; the
-`pylogmap predict / resample / add / trajectory / interpolate` commands wrap those. Importing
-this package never imports torch; names are resolved on first use.
+`pylogmap predict / resample / trajectory / leakage` commands wrap those. What needs the models
+themselves (scoring added or merged models, reading checkpoint weights) is in
+`pylogmap.experiments`. Importing this package never imports torch; names are resolved on first use.
 """
 
 from __future__ import annotations
@@ -33,24 +33,27 @@ _LAZY = {
     "error_curve": "resampling",
     "select_texts": "resampling",
     "resample_map": "resampling",
+    "selection_path": "resampling",
+    "SELECTED_TEXTS": "resampling",
+    "SELECTED_WEIGHTS": "resampling",
     "place_models": "resampling",
+    "place_in_2d": "resampling",
     # trajectories (section 7)
     "group_trajectories": "trajectories",
     "consecutive_kl": "trajectories",
     "jumpy_texts": "trajectories",
     "diffusion_exponents": "trajectories",
     "loglik_window_kl": "trajectories",
-    "weight_window_distances": "trajectories",
-    "squared_weight_distance": "trajectories",
     "trajectories_map": "trajectories",
-    # interpolation (section 8)
-    "interpolate_models": "interpolation",
     # data-leakage hints (section 8)
     "leakage_map": "leakage",
     "neighbour_residuals": "leakage",
-    "add_models": "resampling",
+    # interpolation (section 8)
     "grid_weights": "interpolation",
+    "weight_plane_coordinates": "interpolation",
     "compare_grids": "interpolation",
+    # the map data every analysis reads
+    "read_map": "_mapdata",
 }
 
 __all__ = sorted(_LAZY)

@@ -14,13 +14,14 @@ exponent: from each start t0, with the next `window` (10) checkpoints t, fit
 space) or `||theta_t - theta_t0||^2` (weight space, accumulated in float64). c < 1 is
 subdiffusion, c = 1 a random walk.
 
-Plain functions over arrays; `trajectories_map` works on a map file. No torch import: weight
-vectors are read as numpy (a torch tensor is converted through its own methods).
+Plain functions over arrays; `trajectories_map` works on a map file. Weight distances need the
+checkpoints' weights, so they are computed outside the map side (`pylogmap.experiments`) and
+handed in as a function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -227,65 +228,6 @@ def diffusion_exponents(positions: Sequence[float], D: np.ndarray, window: int =
     return {"t0": np.array(t0s), "c": cs_arr, "b": np.array(bs), "n_points": np.array(ns), "summary": summary}
 
 
-def _as_float64(x) -> np.ndarray:
-    """A parameter (numpy array or torch tensor, any dtype incl. bf16) as a float64 numpy array."""
-    if hasattr(x, "detach"):  # torch tensor: convert with its own methods, no torch import here
-        return x.detach().cpu().double().numpy()
-    return np.asarray(x, dtype=np.float64)
-
-
-def squared_weight_distance(a: Mapping[str, object], b: Mapping[str, object]) -> float:
-    """`sum over parameters of ||a - b||^2`, each difference formed and summed in float64."""
-    if set(a) != set(b):
-        only = sorted(set(a) ^ set(b))
-        raise PylogmapError(
-            f"the checkpoints do not have the same parameters (e.g. {', '.join(only[:3])}); "
-            f"weight distances need checkpoints of one architecture."
-        )
-    total = 0.0
-    for name in sorted(a):
-        x = _as_float64(a[name])
-        y = _as_float64(b[name])
-        if x.shape != y.shape:
-            raise PylogmapError(f"parameter {name} has shape {x.shape} in one checkpoint and {y.shape} in another.")
-        d = (x - y).ravel()
-        total += float(np.dot(d, d))
-    return total
-
-
-def weight_window_distances(
-    loaders: Sequence[Callable[[], Mapping[str, object]]], window: int = 10, *, cache: bool = False,
-    progress: bool = False,
-) -> np.ndarray:
-    """`D[t0, t] = ||theta_t - theta_t0||^2` for each start and the next `window` checkpoints.
-
-    `loaders[i]()` returns checkpoint i's state dict (name -> array/tensor). Without `cache`
-    each start loads its reference once and each later checkpoint once (memory: two
-    checkpoints); with `cache`, every checkpoint is loaded once and kept (small models).
-    """
-    T = len(loaders)
-    kept: dict[int, Mapping[str, object]] = {}
-
-    def get(i):
-        if cache:
-            if i not in kept:
-                kept[i] = loaders[i]()
-            return kept[i]
-        return loaders[i]()
-
-    D = np.full((T, T), np.nan)
-    starts = range(T - 1)
-    if progress:
-        from tqdm import tqdm
-
-        starts = tqdm(starts, desc="weight distances", unit="start")
-    for a in starts:
-        ref = get(a)
-        for t in range(a + 1, min(T, a + window + 1)):
-            D[a, t] = squared_weight_distance(ref, get(t))
-    return D
-
-
 # --------------------------------------------------------------------------- map level
 
 
@@ -295,17 +237,18 @@ def trajectories_map(
     model: str | None = None,
     drop_jumpy: float = 0.0,
     window: int = 10,
-    weights: bool = False,
-    progress: bool = False,
+    weight_distances: Callable[[Sequence[tuple[str, str]], int], np.ndarray] | None = None,
 ) -> dict:
     """All trajectories of a map (`_mapdata.MapData`) with consecutive KLs and exponents.
 
     L of the fully scored rows is clipped at the 2 % quantile (via geometry). With
     `drop_jumpy` (e.g. 0.03), that fraction of texts with the largest change between
     consecutive checkpoints is left out first. Checkpoint trajectories also get diffusion
-    exponents in log-likelihood space and, with `weights`, in weight space (checkpoint weights
-    read from local folders or the local Hugging Face cache). Layer trajectories get
-    consecutive KLs only (an exponent over layers has no diffusion meaning).
+    exponents in log-likelihood space and, given `weight_distances`, in weight space:
+    `weight_distances(checkpoints, window)` returns `D[t0, t] = ||theta_t - theta_t0||^2` for the
+    trajectory's (name, revision) checkpoints in order (e.g.
+    `pylogmap.experiments.checkpoint_weight_distances`, which reads the weights). Layer
+    trajectories get consecutive KLs only (an exponent over layers has no diffusion meaning).
     """
     from pylogmap.analysis._mapdata import clipped_and_centred, require_used
 
@@ -342,10 +285,9 @@ def trajectories_map(
         }
         if t.kind == "checkpoints" and len(t.rows) >= 3:
             res["diffusion"]["loglik"] = diffusion_exponents(t.positions, loglik_window_kl(Lt, window), window)
-            if weights:
-                map_rows = used[t.rows]
-                loaders = [_weight_loader(data.names[i], data.revisions[i]) for i in map_rows]
-                D = weight_window_distances(loaders, window, progress=progress)
+            if weight_distances is not None:
+                checkpoints = [(data.names[i], data.revisions[i]) for i in used[t.rows]]
+                D = weight_distances(checkpoints, window)
                 res["diffusion"]["weights"] = diffusion_exponents(t.positions, D, window)
         results.append(res)
     return {
@@ -356,61 +298,3 @@ def trajectories_map(
         "mean_bytes": mean_bytes,
         "window": window,
     }
-
-
-def _checkpoint_folder(name: str, revision: str):
-    """The local folder holding a checkpoint's weights, or a clear error."""
-    from pathlib import Path
-
-    p = Path(name)
-    if p.is_dir() and not revision:
-        return p
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(name, revision=revision or None, local_files_only=True))
-    except Exception as err:  # noqa: BLE001 - turned into a message with the fix
-        raise PylogmapError(
-            f"the weights of {name}{'@' + revision if revision else ''} are not available locally "
-            f"({type(err).__name__}); weight-space exponents need the checkpoints as local folders or "
-            f"in the Hugging Face cache. Leave out --weights for log-likelihood exponents only."
-        ) from err
-
-
-def load_state_dict(folder) -> dict:
-    """All tensors of a model folder (`*.safetensors`, else `pytorch_model*.bin`), by name.
-
-    safetensors files are read as numpy where the dtype allows and through torch (imported
-    here only) for bfloat16; `.bin` files need torch.
-    """
-    from pathlib import Path
-
-    folder = Path(folder)
-    files = sorted(folder.glob("*.safetensors"))
-    out: dict = {}
-    if files:
-        from safetensors import safe_open
-
-        for f in files:
-            try:
-                with safe_open(str(f), framework="np") as h:
-                    for k in h.keys():
-                        out[k] = h.get_tensor(k)
-            except (TypeError, ValueError):  # bf16 has no numpy dtype
-                with safe_open(str(f), framework="pt") as h:
-                    for k in h.keys():
-                        out[k] = h.get_tensor(k)
-        return out
-    bins = sorted(folder.glob("pytorch_model*.bin"))
-    if not bins:
-        raise PylogmapError(f"no weights (*.safetensors or pytorch_model*.bin) in {folder}.")
-    import torch
-
-    for f in bins:
-        out.update(torch.load(f, map_location="cpu", weights_only=True))
-    return out
-
-
-def _weight_loader(name: str, revision: str):
-    folder = _checkpoint_folder(name, revision)
-    return lambda: load_state_dict(folder)

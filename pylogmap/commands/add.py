@@ -13,13 +13,18 @@ Example:  pylogmap add map.h5 --models ./my-finetune EleutherAI/pythia-160m -k 5
 
 from __future__ import annotations
 
+from pylogmap.analysis._report import print_json, print_table
+from pylogmap.errors import PylogmapError
+from pylogmap.experiments import add_models
+from pylogmap.scoring import DTYPES
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("file", help="map file (.h5) with a stored text selection")
     parser.add_argument("--models", nargs="+", required=True, metavar="MODEL",
                         help="models to add (local folders, .gguf files or cached hub ids)")
     parser.add_argument("--revision", help="hub revision of the models")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+    parser.add_argument("--dtype", default="auto", choices=DTYPES,
                         help="weight dtype for scoring (default auto)")
     parser.add_argument("--device", default="auto", help="device for scoring (default auto)")
     parser.add_argument("-k", type=int, default=10, help="nearest models to report (default 10)")
@@ -27,14 +32,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from pylogmap.analysis import resampling
-    from pylogmap.analysis._report import print_json, print_table
-    from pylogmap.errors import PylogmapError
-
     if args.k < 1:
         raise PylogmapError("-k must be at least 1.")
-    res = resampling.add_models(args.file, args.models, revision=args.revision, dtype=args.dtype,
-                                device=args.device, k=args.k, progress=not args.json)
+    res = add_models(args.file, args.models, revision=args.revision, dtype=args.dtype,
+                     device=args.device, k=args.k, progress=not args.json)
     if args.json:
         print_json(res)
         return 0

@@ -13,6 +13,11 @@ Example:  pylogmap interpolate base/ chat/ code/ --grid 0.25 --texts texts.jsonl
 
 from __future__ import annotations
 
+from pylogmap.analysis._report import print_json, print_table
+from pylogmap.analysis.plots import plot_interpolation
+from pylogmap.experiments import interpolate_models
+from pylogmap.texts import load_texts
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("base", help="theta0: the base model (folder or cached hub id)")
@@ -33,19 +38,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from pylogmap import texts as texts_mod
-    from pylogmap.analysis import interpolation
-    from pylogmap.analysis._report import print_json, print_table
-
-    ts = texts_mod.load_texts(args.texts)
-    res = interpolation.interpolate_models(
+    ts = load_texts(args.texts)
+    res = interpolate_models(
         args.base, args.a, args.b, texts=ts, out=args.out, step=args.grid, lo=args.range[0], hi=args.range[1],
         work_dir=args.work_dir, keep_models=args.keep_models, dtype=args.dtype, device=args.device,
         progress=not args.json,
     )
     if args.plot:
-        from pylogmap.analysis.plots import plot_interpolation
-
         plot_interpolation(res["ab"], res["weight_xy_std"], res["loglik_xy"], args.plot, res["disparity"])
     if args.json:
         print_json({k: v for k, v in res.items()})

@@ -21,7 +21,12 @@ examples:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from pylogmap.errors import PylogmapError
+from pylogmap.scoring import BATCH_TOKENS, DTYPES, EXECUTORS, make_executor, score_models
+from pylogmap.texts import load_texts
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,13 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", required=True, nargs="+", metavar="M",
                         help="hub ids, model directories, .gguf files, or @FILE (one model per line)")
     parser.add_argument("-o", "--out", required=True, metavar="OUT.h5", help="the map file to create or extend")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+    parser.add_argument("--dtype", default="auto", choices=DTYPES,
                         help="weight dtype (default auto: the checkpoint's dtype on a GPU, fp32 on the CPU)")
     parser.add_argument("--device", default="auto",
                         help="auto (a GPU when there is one), cuda, cuda:N or cpu (default auto)")
     parser.add_argument("--batch-tokens", type=int, default=None, metavar="N",
-                        help="token budget of one batch, counting padding (default 16384 on a GPU, "
-                             "2048 on the CPU; lower it if a GPU runs out of memory often)")
+                        help=f"token budget of one batch, counting padding (default {BATCH_TOKENS['cuda']} on a "
+                             f"GPU, {BATCH_TOKENS['cpu']} on the CPU; lower it if a GPU runs out of memory often)")
     revs = parser.add_mutually_exclusive_group()
     revs.add_argument("--revision", default=None, metavar="REV",
                       help="hub revision (branch, tag or commit) for every model")
@@ -54,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also keep every token's log-probability (in OUT.tokens/, large)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow models that ship their own Python code (only for repositories you trust)")
-    parser.add_argument("--executor", default="local", choices=["local", "ray"],
+    parser.add_argument("--executor", default="local", choices=EXECUTORS,
                         help="local: models one after another here (default); ray: one Ray task per model "
                              "with one GPU each (pip install 'pylogmap[ray]')")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
@@ -62,8 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_model_list(items: list[str]) -> list[str]:
     """Expand @FILE entries (one model per line, '#' comments, blank lines ignored)."""
-    from pylogmap.errors import PylogmapError
-
     out: list[str] = []
     for item in items:
         if not item.startswith("@"):
@@ -82,10 +85,6 @@ def read_model_list(items: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pylogmap.scoring.executors import make_executor
-    from pylogmap.scoring import score_models
-    from pylogmap.texts import load_texts
-
     models = read_model_list(args.models)
     texts = load_texts(args.texts)  # its errors name the file and the line
     summary = score_models(
@@ -106,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code,
     )
     if summary.failed:
-        import sys
-
         print(f"pylogmap score: {len(summary.failed)} of {len(summary.rows)} rows failed (recorded in "
               f"{args.out}; rerun with --retry-failed to try them again).", file=sys.stderr)
         return 1

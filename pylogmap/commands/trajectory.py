@@ -31,19 +31,23 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     import sys
+    from functools import partial
 
     from pylogmap.analysis import _mapdata, trajectories
     from pylogmap.analysis._report import print_json, print_table
     from pylogmap.errors import PylogmapError
+    from pylogmap.experiments import checkpoint_weight_distances
 
     if not 0.0 <= args.drop_jumpy < 1.0:
         raise PylogmapError("--drop-jumpy must be a fraction in [0, 1), e.g. 0.03.")
     if args.window < 2:
         raise PylogmapError("--window must be at least 2 (a fit needs two points).")
     data = _mapdata.load(args.file)
+    weight_distances = None
+    if args.weights:
+        weight_distances = partial(checkpoint_weight_distances, progress=not args.json and sys.stderr.isatty())
     res = trajectories.trajectories_map(
-        data, model=args.model, drop_jumpy=args.drop_jumpy, window=args.window, weights=args.weights,
-        progress=not args.json and sys.stderr.isatty(),
+        data, model=args.model, drop_jumpy=args.drop_jumpy, window=args.window, weight_distances=weight_distances,
     )
     if args.plot:
         from pylogmap.analysis.plots import plot_trajectories

@@ -1,11 +1,13 @@
 """Load the compiled extensions, and say why when they cannot be loaded.
 
-`pylogmap.kernels._core` (the CPU kernel, always built by `pip install .`) and `pylogmap.kernels._cuda` (the CUDA
-kernel, built when nvcc was found) are imported once, on first use, never at package import time.
-A missing or broken module is not an error here: `status()` records what happened and
-`pylogmap.kernels` decides (torch fallback with a warning on CPU, a clear error on CUDA).
+`pylogmap.kernels._core` (the CPU kernel, always built by `pip install .`) and
+`pylogmap.kernels._cuda` (the CUDA kernel, built when nvcc was found) are imported once, on first
+use, never at package import time. A missing or broken module is not an error here:
+`native_status()` records what happened and the dispatcher (`pylogmap.kernels.logprobs`) decides
+(torch fallback with a warning on CPU, a clear error on CUDA).
 
-This module imports no torch, so `native_status()` can be asked on any machine.
+This module imports no torch, so `native_status()` can be asked on any machine, also one where
+torch is missing or broken.
 """
 
 from __future__ import annotations
@@ -65,8 +67,16 @@ def cuda() -> ModuleType | None:
     return _cuda
 
 
-def status() -> dict[str, Any]:
-    """What was built and what loads: see `pylogmap.kernels.native_status`."""
+def native_status() -> dict[str, Any]:
+    """What of the native part was built and loads here, and why not.
+
+    Keys: `core_loaded` (bool), `core_error` (str or None), `cuda_built` (bool: the package was
+    compiled with its CUDA module), `cuda_loaded` (bool: `pylogmap.kernels._cuda` imports),
+    `cuda_error` (why not, or None), `build` (the CPU module's build information: CUDA mode,
+    compiler and architectures, OpenMP, CPU variants), and when loaded `cpu_variant` (the SIMD
+    variant in use) and `cuda_runtime` (driver/runtime versions and device count, or the reason
+    CUDA cannot run).
+    """
     _load()
     info: dict[str, Any] = dict(_core.build_info()) if _core is not None else {}
     out: dict[str, Any] = {

@@ -2,9 +2,9 @@
 
 `head_logprobs(hidden, weight, targets)` computes `logits = hidden @ weight.T (+ bias)` for a block
 of rows at a time, sized so that one block's logits fit `budget_bytes`, and feeds each block to
-`pylogmap.kernels.token_logprobs`. The peak extra memory is therefore bounded by the budget
-whatever N is, and no `[N, V]` tensor ever exists (for a 150k vocabulary, 4096 tokens of fp32
-logits would be 2.5 GB).
+the log-probability kernel (`pylogmap.kernels.token_logprobs`). The peak extra memory is therefore
+bounded by the budget whatever N is, and no `[N, V]` tensor ever exists (for a 150k vocabulary,
+4096 tokens of fp32 logits would be 2.5 GB).
 
 The matmul runs in the weight's dtype, as the model's own LM head does (so the logits are the ones
 the model would produce, e.g. bf16 logits for a bf16 model), with one exception: fp16 on CPU. torch's
@@ -21,9 +21,8 @@ import numbers
 
 import torch
 
-from pylogmap.kernels import logprobs as kernels
-
-__all__ = ["head_logprobs", "plan_blocks"]
+from pylogmap.kernels import logprobs
+from pylogmap.kernels.args import check_options, check_target_range, check_targets
 
 _HEAD_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -59,9 +58,9 @@ def head_logprobs(
     """
     n, d, v = _check(hidden, weight, targets, bias, budget_bytes)
     cdt = _compute_dtype(weight, compute_dtype)
-    kernels._check_targets(targets, n, hidden.device, "hidden")
-    kernels._check_options(softcap, scale, entropy)
-    kernels._check_target_range(targets, v)
+    check_targets(targets, n, hidden.device, "hidden")
+    check_options(softcap, scale, entropy)
+    check_target_range(targets, v)
 
     out = torch.empty(n, dtype=torch.float32, device=hidden.device)
     ent = torch.empty_like(out) if entropy else None
@@ -90,7 +89,7 @@ def head_logprobs(
                         part += bias_c[v0:v1]
                     logits[:, v0:v1] = part
                     del part
-            kernels._run(
+            logprobs.logprobs_into(
                 logits,
                 targets[r0:r1],
                 out[r0:r1],

@@ -1,30 +1,24 @@
 """Scoring: load causal LMs, tokenize, batch by length and run the forward pass into a map file.
 
-May import: torch, transformers, `pylogmap.kernels`, `pylogmap.store`, `pylogmap.texts`, `pylogmap.errors`.
+May import: torch and transformers (inside functions), `pylogmap.kernels`, `pylogmap.store`, `pylogmap.texts`, `pylogmap.errors`.
 """
 
-from pylogmap.scoring.engine import (
-    JobResult,
-    ScoreJob,
-    ScoreResult,
-    ScoreSummary,
-    ScoringError,
-    default_batch_tokens,
-    default_head_budget,
-    expand_revisions,
-    make_batches,
-    resolve_layers,
-    run_job,
-    score_models,
-    score_texts,
-    tokenize_texts,
-)
-from pylogmap.scoring.executors import LocalExecutor, RayExecutor, make_executor
-from pylogmap.scoring.models import LoadedModel, load_model, prepare
+from pylogmap.scoring.batching import BATCH_TOKENS, default_batch_tokens, make_batches
+from pylogmap.scoring.driver import score_models
+from pylogmap.scoring.executors import EXECUTORS, LocalExecutor, RayExecutor, make_executor
+from pylogmap.scoring.forward import HEAD_BUDGET, ScoreResult, ScoringError, default_head_budget, score_texts
+from pylogmap.scoring.heads import HeadSpec
+from pylogmap.scoring.jobs import JobResult, ScoreJob, run_job
+from pylogmap.scoring.layers import resolve_layers
+from pylogmap.scoring.models import DEVICES, DTYPES, LoadedModel, ModelInfo, load_model, prepare
+from pylogmap.scoring.revisions import expand_revisions
+from pylogmap.scoring.summary import ScoreSummary
+from pylogmap.scoring.tokenize import TokenCache, tokenize_texts, tokenizer_hash
 
 __all__ = [
-    "JobResult", "LoadedModel", "LocalExecutor", "RayExecutor", "ScoreJob", "ScoreResult", "ScoreSummary",
-    "ScoringError", "default_batch_tokens", "default_head_budget", "expand_revisions", "load_model",
+    "BATCH_TOKENS", "DEVICES", "DTYPES", "EXECUTORS", "HEAD_BUDGET", "HeadSpec", "JobResult", "LoadedModel",
+    "LocalExecutor", "ModelInfo", "RayExecutor", "ScoreJob", "ScoreResult", "ScoreSummary", "ScoringError",
+    "TokenCache", "default_batch_tokens", "default_head_budget", "expand_revisions", "load_model",
     "make_batches", "make_executor", "prepare", "resolve_layers", "run_job", "score_models", "score_texts",
-    "tokenize_texts",
+    "tokenize_texts", "tokenizer_hash",
 ]

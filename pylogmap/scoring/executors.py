@@ -1,9 +1,10 @@
 """Where scoring jobs run: in this process, one after another, or spread over GPUs with Ray.
 
-A job is a `scoring.ScoreJob` (model spec, revision, options); running it gives a
-`scoring.JobResult` (arrays plus metadata, or an error). An executor takes the list of jobs and the
-texts and yields results as they finish, in any order. Only the driver (`scoring.score_models`)
-writes the map file, so the HDF5 file always has a single writer however many workers there are.
+A job is a `jobs.ScoreJob` (model spec, revision, options); running it gives a `jobs.JobResult`
+(arrays plus metadata, or an error). An executor takes the list of jobs and the texts and yields
+results as they finish, in any order. Only the driver (`driver.score_models`, which is handed an
+executor) writes the map file, so the HDF5 file always has a single writer however many workers
+there are.
 
 - `LocalExecutor`: runs the jobs in turn in this process and shares one token-id cache between
   them, so models with the same tokenizer tokenize the texts once.
@@ -16,9 +17,14 @@ writes the map file, so the HDF5 file always has a single writer however many wo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterator, Sequence
 
+from tqdm.auto import tqdm
+
 from pylogmap.errors import PylogmapError
+from pylogmap.scoring.jobs import JobResult, ScoreJob, run_job
+from pylogmap.scoring.tokenize import TokenCache, texts_fingerprint
 
 EXECUTORS = ("local", "ray")
 
@@ -27,13 +33,9 @@ class LocalExecutor:
     """Run jobs one after another in this process."""
 
     def __init__(self) -> None:
-        from pylogmap.scoring.engine import TokenCache
-
         self.cache = TokenCache()
 
-    def run(self, jobs: Sequence, texts: Sequence[str]) -> Iterator:
-        from pylogmap.scoring.engine import run_job, texts_fingerprint
-
+    def run(self, jobs: Sequence[ScoreJob], texts: Sequence[str]) -> Iterator[JobResult]:
         key = texts_fingerprint(texts)
         for job in jobs:
             yield run_job(job, texts, self.cache, key)
@@ -56,10 +58,6 @@ _WORKER_CACHE = None
 def _ray_task(job, texts, texts_key):
     """Body of a Ray task: score one job in a worker, reusing that worker's token cache."""
     global _WORKER_CACHE
-    from dataclasses import replace
-
-    from pylogmap.scoring.engine import TokenCache, run_job
-
     if _WORKER_CACHE is None:
         _WORKER_CACHE = TokenCache()
     return run_job(replace(job, progress=False), texts, _WORKER_CACHE, texts_key)
@@ -79,11 +77,7 @@ class RayExecutor:
         self.num_gpus = num_gpus
         self.init_kwargs = init_kwargs
 
-    def run(self, jobs: Sequence, texts: Sequence[str]) -> Iterator:
-        from tqdm.auto import tqdm
-
-        from pylogmap.scoring.engine import JobResult, texts_fingerprint
-
+    def run(self, jobs: Sequence[ScoreJob], texts: Sequence[str]) -> Iterator[JobResult]:
         ray = self.ray
         if not jobs:
             return

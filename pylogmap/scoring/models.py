@@ -1,16 +1,14 @@
-"""Load a causal language model for scoring and take its LM head apart.
+"""Load a causal language model for scoring: from the hub, a local directory or a GGUF file.
 
 `load_model(spec)` accepts a Hugging Face hub id (with an optional revision), a local model
-directory, or a `.gguf` file, and returns a `LoadedModel`:
+directory, or a `.gguf` file, and returns a `LoadedModel` (`prepare` does the same for a model
+already in memory), taken apart by `heads`:
 
 - `body`: the module that returns the *final* hidden states (the model's own final norm applied),
   i.e. exactly what the causal-LM wrapper feeds to its LM head (`model.model`,
   `model.transformer`, `model.gpt_neox`, ... found through `base_model_prefix`);
-- `head`: a `HeadSpec(weight, bias, softcap, scale)` so the scorer can apply the head itself,
-  block by block, through the fused path (`pylogmap.head.head_logprobs`), never materialising a
-  `[batch, seq, vocab]` tensor. `softcap` is Gemma 2's `final_logit_softcapping`; `scale`
-  multiplies the logits before the soft-cap (Cohere `logit_scale`; Granite's `logits_scaling`
-  *divides*, so its scale is `1 / logits_scaling`);
+- `head`: a `heads.HeadSpec(weight, bias, softcap, scale)` so the scorer can apply the head
+  itself, block by block, through the fused path (`pylogmap.kernels.head_logprobs`);
 - `final_norm`: the modules that turn an intermediate hidden state into one the head accepts (for
   the logit lens);
 - `info`: metadata recorded with every row (architecture, parameter count, dtype, context length,
@@ -29,8 +27,8 @@ accumulate less exactly), so fp32 is both the fastest and the most accurate choi
 
 from __future__ import annotations
 
-import hashlib
-import json
+import gc
+import importlib.util
 import os
 import re
 import socket
@@ -39,29 +37,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from huggingface_hub import constants
+
 from pylogmap.errors import ModelLoadError
+from pylogmap.scoring.heads import HeadSpec, extract_head, find_body, find_final_norm, verify_head
+from pylogmap.scoring.tokenize import tokenizer_hash
 
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cuda", "cpu")
 DEFAULT_MAX_LENGTH = 2048
 
-# Attribute names under which transformers models keep their final norm (the lens applies it).
-_FINAL_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f", "final_norm")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-@dataclass
-class HeadSpec:
-    """The LM head as parts: `logits = softcap * tanh(scale * (h @ weight.T + bias) / softcap)`.
-
-    `bias`, `softcap` and `scale` are None where the model has none. `weight` is `[V, d]` and
-    shares storage with the model (tied embeddings are not copied).
-    """
-
-    weight: Any
-    bias: Any = None
-    softcap: float | None = None
-    scale: float | None = None
 
 
 @dataclass
@@ -133,8 +119,6 @@ class LoadedModel:
 
     def release(self) -> None:
         """Drop the weights and return GPU memory (the next model gets all of it)."""
-        import gc
-
         import torch
 
         self.model = self.body = self.head = None
@@ -147,6 +131,7 @@ class LoadedModel:
 # --------------------------------------------------------------------------- resolution
 
 def resolve_device(device: str = "auto"):
+    """The torch.device for "auto" (a GPU when there is one), "cpu", "cuda" or "cuda:N"."""
     import torch
 
     if device not in DEVICES and not str(device).startswith("cuda:"):
@@ -197,8 +182,6 @@ def classify_spec(spec: str) -> str:
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
-    from huggingface_hub import constants
-
     if constants.HF_HUB_OFFLINE:
         return False
     url = urlparse(constants.ENDPOINT)
@@ -211,8 +194,6 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _offline_error(spec: str, revision: str | None) -> ModelLoadError:
-    from huggingface_hub import constants
-
     rev = f" at revision {revision!r}" if revision else ""
     why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"the hub ({constants.ENDPOINT}) is unreachable"
     return ModelLoadError(
@@ -306,8 +287,6 @@ def load_model(
 
 
 def _has_accelerate() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("accelerate") is not None
 
 
@@ -337,17 +316,17 @@ def prepare(model, tokenizer, *, name: str, revision: str = "", source: str = ""
     them through exactly the same path as loaded ones.
     """
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    body = _find_body(model)
-    head, note = _extract_head(model, config)
+    body = find_body(model)
+    head, note = extract_head(model, config)
     loaded = LoadedModel(model=model, body=body, head=head, tokenizer=tokenizer)
     if head is not None and body is not None:
-        ok, why = _verify_head(loaded)
+        ok, why = verify_head(model, head, loaded.forward_hidden)
         if not ok:
             head, note = None, why
     if body is None:
         head, note = None, note or "no separate model body found"
     loaded.head = head
-    loaded.final_norm = _find_final_norm(body) if body is not None else []
+    loaded.final_norm = find_final_norm(body) if body is not None else []
 
     param = next(model.parameters())
     n_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
@@ -376,124 +355,3 @@ def max_context(config) -> int:
         if isinstance(value, int) and value > 0:
             return value
     return DEFAULT_MAX_LENGTH
-
-
-def _find_body(model):
-    prefix = getattr(model, "base_model_prefix", "")
-    body = getattr(model, prefix, None) if prefix else None
-    if body is None or body is model:
-        try:
-            body = model.get_decoder()
-        except Exception:
-            body = None
-    if body is None or body is model:
-        return None
-    return body
-
-
-def _extract_head(model, config) -> tuple[HeadSpec | None, str]:
-    import torch
-
-    out = model.get_output_embeddings()
-    if not isinstance(out, torch.nn.Linear):
-        return None, f"the output embedding is a {type(out).__name__}, not a linear layer"
-    softcap = getattr(config, "final_logit_softcapping", None)
-    scale = None
-    logit_scale = getattr(config, "logit_scale", None)  # Cohere: logits * logit_scale
-    if isinstance(logit_scale, (int, float)) and logit_scale != 1:
-        scale = float(logit_scale)
-    logits_scaling = getattr(config, "logits_scaling", None)  # Granite: logits / logits_scaling
-    if isinstance(logits_scaling, (int, float)) and logits_scaling != 1:
-        scale = (scale or 1.0) / float(logits_scaling)
-    return (
-        HeadSpec(
-            weight=out.weight,
-            bias=out.bias,
-            softcap=float(softcap) if softcap else None,
-            scale=scale,
-        ),
-        "",
-    )
-
-
-def apply_head_reference(hidden, head: HeadSpec):
-    """Full logits from head parts in float32 (used to verify a head on a short probe only)."""
-    import torch
-
-    y = torch.nn.functional.linear(hidden, head.weight, head.bias).float()
-    if head.scale is not None:
-        y = y * head.scale
-    if head.softcap is not None:
-        y = head.softcap * torch.tanh(y / head.softcap)
-    return y
-
-
-def _verify_head(loaded: LoadedModel) -> tuple[bool, str]:
-    """Compare the model's own log-probs with the head parts' on a short probe sequence."""
-    import torch
-
-    model = loaded.model
-    vocab = loaded.head.weight.shape[0]
-    device = loaded.head.weight.device
-    probe = torch.tensor([[(7919 * i + 13) % vocab for i in range(8)]], device=device)
-    mask = torch.ones_like(probe)
-    try:
-        with torch.inference_mode():
-            theirs = model(input_ids=probe, attention_mask=mask, use_cache=False).logits.float()
-            hidden = loaded.forward_hidden(probe, mask)
-            ours = apply_head_reference(hidden, loaded.head)
-    except Exception as err:  # a body that cannot be called on its own
-        return False, f"the model body could not be called on its own ({type(err).__name__}: {err})"
-    if theirs.shape != ours.shape:
-        return False, f"head output shape {tuple(ours.shape)} differs from the model's {tuple(theirs.shape)}"
-    lp_theirs = torch.log_softmax(theirs, -1)
-    lp_ours = torch.log_softmax(ours, -1)
-    # Both sides share the matmul; they differ only by the rounding of a few elementwise ops
-    # (HF may apply scale/soft-cap in the weight dtype, we do it in fp32): a few half-ulps of the
-    # largest logit. A wrong scale, bias or cap changes log-probs by far more than 4 eps * |max|.
-    eps = torch.finfo(loaded.head.weight.dtype).eps
-    tol = 4 * eps * max(1.0, float(theirs.abs().max())) + 1e-5
-    diff = float((lp_theirs - lp_ours).abs().max())
-    if not diff <= tol:
-        return False, (
-            f"the model's own logits differ from its head parts (max |log-prob diff| {diff:.3g} > {tol:.3g}); "
-            "its head has a transformation pylogmap does not know"
-        )
-    return True, ""
-
-
-def _find_final_norm(body) -> list:
-    """Modules that map an intermediate hidden state to what the head expects (logit lens)."""
-    for holder in (body, getattr(body, "decoder", None)):
-        if holder is None:
-            continue
-        for name in _FINAL_NORM_NAMES:
-            module = getattr(holder, name, None)
-            if module is not None and callable(module):
-                chain = [module]
-                project_out = getattr(holder, "project_out", None)  # OPT-350m
-                if project_out is not None:
-                    chain.append(project_out)
-                return chain
-    return []
-
-
-def tokenizer_hash(tokenizer) -> str:
-    """Content hash of a tokenizer: vocabulary, merges, normaliser, special-token handling.
-
-    Two models with the same hash produce the same token ids for every text, so token ids are
-    computed once per hash. The full serialisation of a fast tokenizer covers everything; for slow
-    tokenizers the vocabulary plus special tokens is used. A fixed probe encoding is mixed in as a
-    safety net (it catches class-level behaviour such as BOS insertion done in Python).
-    """
-    h = hashlib.sha256()
-    h.update(type(tokenizer).__name__.encode())
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        h.update(backend.to_str().encode())
-    else:
-        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
-    h.update(json.dumps(getattr(tokenizer, "special_tokens_map", {}), sort_keys=True, default=str).encode())
-    probe = "Hello world! ÄÖü 你好 \n\t  123 <|endoftext|>"
-    h.update(json.dumps(tokenizer(probe, add_special_tokens=True)["input_ids"]).encode())
-    return "sha256:" + h.hexdigest()
