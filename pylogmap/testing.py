@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pylogmap.store import MapFile
 from pylogmap.texts import TextSet
 
 __all__ = ["SyntheticPopulation", "synthetic_population", "synthetic_texts", "write_synthetic_map", "FAMILY_NAMES"]
@@ -119,7 +120,6 @@ def write_synthetic_map(path: str | os.PathLike, n_models: int, n_texts: int, *,
     """Write a map file holding a synthetic population (texts, rows, `family` annotation) in one
     write, and return `(MapFile, SyntheticPopulation)`. 100,000 models x a few hundred texts takes
     seconds."""
-    from pylogmap.store import MapFile
 
     pop = synthetic_population(n_models, n_texts, n_families=n_families, seed=seed)
     texts = synthetic_texts(pop.n_bytes, seed=seed)

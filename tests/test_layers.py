@@ -1,4 +1,4 @@
-"""The layer rules of docs/architecture.md, checked in a clean interpreter.
+"""The layer rules of docs/architecture.md: the import contract, and torch-free imports checked in a clean interpreter.
 
 The map side must work on a machine without torch, and `pylogmap --help` must stay instant, so
 neither may import torch (or transformers), even indirectly.
@@ -59,3 +59,17 @@ def test_every_command_module_imports_without_torch():
         full = f"pylogmap.commands.{module}"
         assert importlib.util.find_spec(full) is not None, f"command {name!r} has no module {full}"
         assert _heavy_modules_after_import(full) == [], f"{full} imports torch at import time"
+
+
+def test_import_contract_holds():
+    """pyproject.toml [tool.importlinter]: the layers, the torch-free map side, no cycles. grimp reads
+    every import statement, including the lazy ones inside functions, so a lazy import cannot hide
+    a violation."""
+    from pathlib import Path
+
+    lint = Path(sys.executable).with_name("lint-imports")
+    root = Path(__file__).resolve().parents[1]
+    if not lint.exists() or not (root / "pyproject.toml").is_file():
+        pytest.skip("import-linter (the test extra) or the source tree is missing")
+    proc = subprocess.run([str(lint), "--no-cache"], cwd=root, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
