@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
 # The viewer tests create real Qt widgets; offscreen needs no display server.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Settings the viewer remembers (window geometry) go to a folder of the test run, never the user's.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="pylogmap-tests-config-")
 
 
 def _gpu_unavailable_reason() -> str | None:

@@ -19,10 +19,14 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from pylogmap.errors import PylogmapError
 
+from . import qtlibs
 from .loader import FileSource
 from .window import MainWindow
 
+#: The size of a screenshot (fixed, so pictures are reproducible) and the most a window starts with.
 WINDOW_SIZE = (1500, 920)
+#: The share of the screen's free area a first window may take.
+SCREEN_SHARE = 0.9
 
 
 def _ensure_platform(offscreen_ok: bool) -> None:
@@ -39,6 +43,33 @@ def _ensure_platform(offscreen_ok: bool) -> None:
         "no display to open the viewer window on (DISPLAY and WAYLAND_DISPLAY are unset). Run it on a "
         "desktop session, over 'ssh -X', under 'xvfb-run', or render a PNG with --screenshot OUT.png"
     )
+
+
+def _check_platform_libraries() -> None:
+    """Qt aborts the process, naming the wrong library, when its platform plugin cannot load:
+    ask the dynamic linker first and say which system packages are missing."""
+    check = qtlibs.check_qt_platform()
+    if not check.ok:
+        raise PylogmapError(check.message())
+
+
+def place_window(win: MainWindow, *, screenshot: bool) -> None:
+    """A screenshot is always WINDOW_SIZE. A window gets the geometry it had when last closed, if
+    that still fits a screen, else WINDOW_SIZE shrunk to fit the screen's free area, centred."""
+    if screenshot:
+        win.resize(*WINDOW_SIZE)
+        return
+    if win.restore_saved_geometry():
+        return
+    screen = win.screen() or QtGui.QGuiApplication.primaryScreen()
+    if screen is None:
+        win.resize(*WINDOW_SIZE)
+        return
+    free = screen.availableGeometry()
+    width = min(WINDOW_SIZE[0], int(free.width() * SCREEN_SHARE))
+    height = min(WINDOW_SIZE[1], int(free.height() * SCREEN_SHARE))
+    win.resize(width, height)
+    win.move(free.x() + (free.width() - width) // 2, free.y() + (free.height() - height) // 2)
 
 
 _QUIET = ("This plugin does not support",)  # offscreen platform notes on every window; harmless
@@ -63,11 +94,11 @@ def application() -> QtWidgets.QApplication:
     return app
 
 
-def build_window(source=None, data=None, *, select: str | None = None) -> MainWindow:
+def build_window(source=None, data=None, *, select: str | None = None, screenshot: bool = True) -> MainWindow:
     """A MainWindow showing `data` (already loaded from `source`; empty without), with an
-    optional selection."""
+    optional selection; sized for a screenshot, or placed on the screen (`place_window`)."""
     win = MainWindow()
-    win.resize(*WINDOW_SIZE)
+    place_window(win, screenshot=screenshot)
     if data is not None:
         win.show_source(source, data)
         if select:
@@ -83,6 +114,7 @@ def build_window(source=None, data=None, *, select: str | None = None) -> MainWi
 def main(path: str | Path | None, screenshot: str | Path | None = None, select: str | None = None) -> int:
     """Open the viewer on a map file (or an empty window when path is None)."""
     _ensure_platform(offscreen_ok=screenshot is not None)
+    _check_platform_libraries()
     source = data = None
     if path is not None:
         source = FileSource(path)
@@ -93,7 +125,7 @@ def main(path: str | Path | None, screenshot: str | Path | None = None, select: 
         raise PylogmapError("--screenshot needs a map file to draw")
 
     app = application()
-    win = build_window(source, data, select=select)
+    win = build_window(source, data, select=select, screenshot=screenshot is not None)
     try:
         win.show()
         if screenshot is not None:

@@ -37,7 +37,6 @@ class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle("pylogmap viewer")
-        self.resize(1400, 900)
         self.state = ViewerState()
         self.source = None
         self.error_box: QtWidgets.QMessageBox | None = None
@@ -250,6 +249,25 @@ class MainWindow(QtWidgets.QMainWindow):
                                                         "Map files (*.h5 *.hdf5);;All files (*)")
         if path:
             self.open_path(path)
+
+    # ------------------------------------------------------------------ geometry
+    @staticmethod
+    def settings() -> QtCore.QSettings:
+        """Where the window remembers its geometry (the platform's per-user settings)."""
+        return QtCore.QSettings("pylogmap", "viewer")
+
+    def restore_saved_geometry(self) -> bool:
+        """Take the geometry saved when a window was last closed, if it still fits on a screen."""
+        saved = self.settings().value("window/geometry")
+        if not isinstance(saved, QtCore.QByteArray) or not self.restoreGeometry(saved):
+            return False
+        frame = self.frameGeometry()
+        return any(s.availableGeometry().intersects(frame) for s in QtGui.QGuiApplication.screens())
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.isVisible() and QtWidgets.QApplication.platformName() != "offscreen":
+            self.settings().setValue("window/geometry", self.saveGeometry())
+        super().closeEvent(event)
 
     def shutdown(self) -> None:
         """Stop watching the source, wait for running workers (their results are dropped) and
