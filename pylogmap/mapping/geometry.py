@@ -220,18 +220,26 @@ def mean_loglik(L: np.ndarray, *, block_rows: int = 4096) -> np.ndarray:
     return out
 
 
-def text_variance(Q: np.ndarray, *, block_rows: int = 4096) -> np.ndarray:
+def text_variance(Q, *, block_rows: int = 4096) -> np.ndarray:
     """Per-text variance across models of the row-centred, clipped log-likelihood.
 
     For a double-centred Q this is ``mean_i Q[i, k]^2`` (columns of Q have mean 0); the
-    resampling paper's "LS" text importance is proportional to it.
+    resampling paper's "LS" text importance is proportional to it. Q may be any row-indexable
+    2-D matrix (an ndarray, or the out-of-core rowstore.DiskRows): it is read a block at a time.
     """
-    Q = np.asarray(Q)
-    _require_finite_2d(Q, "Q")
+    if not hasattr(Q, "shape"):
+        Q = np.asarray(Q)
+    if len(Q.shape) != 2 or Q.shape[0] == 0 or Q.shape[1] == 0:
+        raise PylogmapError(f"Q must be a non-empty 2-D matrix [models, texts]; got shape {Q.shape}.")
     col_sum = np.zeros(Q.shape[1], dtype=np.float64)
     col_sq = np.zeros(Q.shape[1], dtype=np.float64)
     for start in range(0, Q.shape[0], block_rows):
-        block = Q[start : start + block_rows].astype(np.float64)
+        block = np.asarray(Q[start : start + block_rows]).astype(np.float64)
+        if not np.isfinite(block).all():
+            raise PylogmapError(
+                "Q contains NaN or infinite entries; select the finished rows first "
+                "(geometry.select_rows) so that unscored or failed models are left out."
+            )
         col_sum += block.sum(axis=0)
         col_sq += np.einsum("ij,ij->j", block, block)
     mean = col_sum / Q.shape[0]
