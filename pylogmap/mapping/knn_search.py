@@ -317,6 +317,22 @@ def _final(lists: _Lists, slots: np.ndarray, w_q: np.ndarray, k: int, complete: 
     return cand, overflow
 
 
+def rank_candidates(X, queries, cand, k: int, *, moments: bool = False, stats: RowStats | None = None) -> KnnResult:
+    """The k nearest of given candidate rows (another index's), by float64 distances.
+
+    ``cand[i]`` lists rows of X for query ``queries[i]`` (-1 = none; the query itself is
+    ignored). Used for FAISS and IVF candidates; the result is exact among the candidates.
+    """
+    queries = np.asarray(queries, dtype=np.int64).ravel()
+    cand = np.where(np.asarray(cand) == queries[:, None], -1, cand).astype(np.int64)
+    if stats is None:
+        stats = row_stats(X, 1)
+    n_candidates = (cand >= 0).sum(axis=1)
+    idx, sqdist, m4 = _exact(X, queries, cand, stats, int(k), moments)
+    return KnnResult(queries=queries, idx=idx, sqdist=sqdist, m4=m4, wide_idx=None, wide_sqdist=None,
+                     n_candidates=n_candidates, n_retried=0, coefficient=stats.coefficient)
+
+
 def search(
     X,
     k: int,
