@@ -305,7 +305,7 @@ def _compute(mf, source: MapRows, steps: _Steps, *, embeddings, k, index, gpu, f
                 coords, params = steps.run(
                     "t-SNE (openTSNE FFT)", embedding.tsne_fft, search.wide_idx, search.wide_sqdist, pca_coords,
                     perplexity=embedding.effective_perplexity(rows.size, perplexity), seed=seed, max_iter=iters,
-                    n_jobs=_tsne_threads(rows.size),
+                    n_jobs=1,
                 )
                 params["perplexity_requested"] = float(perplexity)
             else:
@@ -345,14 +345,6 @@ def _compute(mf, source: MapRows, steps: _Steps, *, embeddings, k, index, gpu, f
         timings=steps.timings, embeddings=list(embeddings), k=k_eff, index=index if k_eff else "",
         recall=recall_value, tsne_method=method, out_of_core=source.out_of_core,
     )
-
-
-def _tsne_threads(n_models: int) -> int:
-    """Threads for the FFT t-SNE: one below SMALL_MAP models (start-up costs more than it saves,
-    as for scikit-learn's), all cores above."""
-    import os
-
-    return 1 if n_models < embedding.SMALL_MAP else max(1, os.cpu_count() or 1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -105,8 +105,20 @@ class _Lists:
         self.ids[slots] = np.take_along_axis(ids, order, axis=1)
         self._refresh(slots, w_q)
 
+    def absorb_first(self, slots: np.ndarray, w_q: np.ndarray, tile: np.ndarray, col_ids: np.ndarray,
+                     transposed: bool = False) -> None:
+        """A query block's first tile: the n_keep smallest of a sample of its columns set the
+        lists and the filter, then the rest of the tile goes through the filter (a full
+        partition of every row would cost more than the whole filtering)."""
+        m = min(tile.shape[0] if transposed else tile.shape[1], max(4 * self.low.shape[1], 256))
+        sample = np.ascontiguousarray(tile[:m].T) if transposed else tile[:, :m]
+        self.absorb_dense(slots, w_q, sample, col_ids[:m])
+        rest = tile[m:] if transposed else tile[:, m:]
+        if rest.size:
+            self.absorb(slots, w_q, rest, col_ids[m:], transposed=transposed)
+
     def absorb_dense(self, slots: np.ndarray, w_q: np.ndarray, tile: np.ndarray, col_ids: np.ndarray) -> None:
-        """A query block's first tile (rows = queries): its n_keep smallest values per row."""
+        """The n_keep smallest values of each row of a tile (rows = queries)."""
         m = min(self.low.shape[1], tile.shape[1])
         if m < tile.shape[1]:
             part = np.argpartition(tile, m - 1, axis=1)[:, :m]
@@ -159,17 +171,13 @@ def _tiles_all_vs_all(X, lists: _Lists, maker: TileMaker, stats: RowStats, block
             rows_b = np.arange(b0, b1)
             if ib == ia:
                 np.fill_diagonal(tile, np.inf)  # a model is never its own neighbour
-            if seen[ia]:
-                lists.absorb(rows_a, stats.width[a0:a1], tile, rows_b)
-            else:
-                lists.absorb_dense(rows_a, stats.width[a0:a1], tile, rows_b)
-                seen[ia] = True
+            absorb = lists.absorb if seen[ia] else lists.absorb_first
+            absorb(rows_a, stats.width[a0:a1], tile, rows_b)
+            seen[ia] = True
             if ib != ia:
-                if seen[ib]:
-                    lists.absorb(rows_b, stats.width[b0:b1], tile, rows_a, transposed=True)
-                else:
-                    lists.absorb_dense(rows_b, stats.width[b0:b1], np.ascontiguousarray(tile.T), rows_a)
-                    seen[ib] = True
+                absorb = lists.absorb if seen[ib] else lists.absorb_first
+                absorb(rows_b, stats.width[b0:b1], tile, rows_a, transposed=True)
+                seen[ib] = True
             tick()
 
 
@@ -185,10 +193,8 @@ def _tiles_queries(X, queries: np.ndarray, lists: _Lists, maker: TileMaker, stat
             tile = maker.lower(A2, qs, read_block(X, b0, b1), slice(b0, b1))
             inside = (qs >= b0) & (qs < b1)
             tile[np.flatnonzero(inside), qs[inside] - b0] = np.inf  # never itself
-            if ib == 0:
-                lists.absorb_dense(slots, stats.width[qs], tile, np.arange(b0, b1))
-            else:
-                lists.absorb(slots, stats.width[qs], tile, np.arange(b0, b1))
+            absorb = lists.absorb_first if ib == 0 else lists.absorb
+            absorb(slots, stats.width[qs], tile, np.arange(b0, b1))
             tick()
 
 

@@ -13,7 +13,8 @@ Same conventions as embedding.tsne: ``metric="sqeuclidean"`` (the published call
 the squared distances, which it squares again, exactly like scikit-learn's Barnes-Hut does with
 that metric; ``metric="euclidean"`` gives the textbook affinities. The initialisation is the
 PCA of Q scaled to a standard deviation of 1e-4 (scikit-learn's ``init="pca"``). With the same
-inputs, seed and thread count the coordinates are identical run to run.
+inputs, seed and thread count the coordinates are identical run to run; compute_map uses one
+thread (on 2 shared cores openTSNE's second thread made each iteration 2-3 times slower).
 
 openTSNE is imported inside the function.
 """
