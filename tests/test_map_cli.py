@@ -455,6 +455,6 @@ def test_map_says_which_tsne_ran(small_map, capsys):
     captured = capsys.readouterr()
     assert "t-SNE: scikit-learn" in captured.out and "scikit-learn (published settings)" in captured.err
     with open_map(path) as mf:
-        assert mf.read_derived("tsne")[1]["method"] == "sklearn"
+        assert mf.read_derived("tsne")[1]["method"] == "sklearn" and mf.map_attrs()["tsne_method"] == "sklearn"
     assert main(["map", str(path), "--memory", "0"]) == 2
     assert "--memory" in capsys.readouterr().err

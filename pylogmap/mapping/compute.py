@@ -25,7 +25,8 @@ What ``/map`` holds after a run (rows not used get NaN / -1):
 ``neighbors/index`` int64 [M, k] (file rows), ``neighbors/kl_nats``, ``neighbors/se_nats``
 float64 [M, k] (attrs: index kind, k, recall for approximate indexes);
 attributes ``tau``, ``tau_source``, ``rows_hash``, ``n_used``, ``n_texts``, ``mean_bytes``,
-``clip_quantile``, ``excluded`` (JSON: row -> reason), ``created_by``.
+``clip_quantile``, ``excluded`` (JSON: row -> reason), ``created_by``, ``tsne_method`` (when
+t-SNE ran: "sklearn" or "fft").
 """
 
 from __future__ import annotations
@@ -334,6 +335,8 @@ def _compute(mf, source: MapRows, steps: _Steps, *, embeddings, k, index, gpu, f
         "excluded": json.dumps({str(r): why for r, why in selection.excluded.items()}),
         "created_by": f"pylogmap {__version__}",
     }
+    if method:
+        map_attrs["tsne_method"] = method
     steps.run("write /map", mf.update_map, arrays, map_attrs)
     if "family" not in mf.annotations():
         table_ = mf.models_table()
