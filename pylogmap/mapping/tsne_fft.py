@@ -59,6 +59,12 @@ def tsne_fft(
         raise PylogmapError("every model needs a full neighbour list for the t-SNE affinities.")
     sq = np.maximum(np.asarray(wide_sqdist, dtype=np.float64), 0.0)
     dist = sq if metric == "sqeuclidean" else np.sqrt(sq)
+    # The affinities are scale-free (each point's bandwidth is calibrated to the perplexity), but
+    # openTSNE's bandwidth search starts from 1 with a bounded number of steps: distances of
+    # 1e4-1e7 (2 N KL for thousands of texts) made it stop far from the perplexity asked.
+    scale = float(np.median(dist[:, -1]))
+    if scale > 0:
+        dist = dist / scale
     knn = PrecomputedNeighbors(np.ascontiguousarray(wide_idx, dtype=np.int64), np.ascontiguousarray(dist))
     perp = float(min(perplexity, wide_idx.shape[1] / 3.0))
     affinities = PerplexityBasedNN(knn_index=knn, perplexity=perp, n_jobs=n_jobs, verbose=False)
