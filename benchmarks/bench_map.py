@@ -196,6 +196,19 @@ def knn_faiss_flat(Q: np.ndarray, k: int, queries=None) -> np.ndarray:
     return np.array([[j for j in row if j != q][:k] for q, row in zip(qs.tolist(), idx.tolist())])
 
 
+def sgemm_rate(n: int = 4096, depth: int = 10_000) -> float:
+    """GFLOP/s of one float32 product of two n x depth blocks (the k-NN tiles' shape), best of 2."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((n, depth), dtype=np.float32)
+    B = rng.standard_normal((n, depth), dtype=np.float32)
+    best = float("inf")
+    for _ in range(2):
+        t0 = time.perf_counter()
+        A @ B.T
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n * n * depth / best / 1e9
+
+
 def same_sets(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([set(x) == set(y) for x, y in zip(a.tolist(), b.tolist())]))
 
@@ -394,6 +407,7 @@ def main(argv=None) -> int:
 
     table = Table()
     load0 = os.getloadavg()[0]
+    gflops = sgemm_rate()
     if args.map_file:
         bench_map_file(args.map_file, args.texts, table, args.map_args.split())
     for K in [int(x) for x in args.models.split(",") if x and x != "none"]:
@@ -416,7 +430,7 @@ def main(argv=None) -> int:
             bench_map_command(K, args.texts, args.k, table, args.rounds, with_reference=K <= args.full_limit)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"numpy {np.__version__}, faiss {faiss.__version__} (GPU: {neighbors.faiss_gpu_available()}), "
-          f"scikit-learn {sklearn.__version__}")
+          f"scikit-learn {sklearn.__version__}; float32 GEMM 4096 x 4096 x 10000 in this run: {gflops:.0f} GFLOP/s")
     print(f"load average: {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end\n")
     print("| task | method | models K | texts N | wall time | CPU time | peak extra memory | time / ours | note |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")
