@@ -10,11 +10,13 @@
    map's all-vs-all search) only the tiles on and above the diagonal are multiplied and each one
    feeds the lists of both sides.
 2. Answer. The candidates of a query (every kept row with lower bound <= T_i: the k nearest and
-   every near-tie the float32 bracket cannot separate) get float64 distances computed from the
-   differences of the rows (mean removed, squares summed in float64, no Gram cancellation), and
-   the k smallest win, ties broken by row index: the same lists as a float64 brute force.
-   Optionally the fourth central moment is accumulated in the same pass (the standard error of
-   the KL estimate, geometry.kl_from_moments), so the map's KL table needs no second pass.
+   every near-tie the float32 bracket cannot separate) get float64 distances: float64 Gram
+   values with their own proven bracket, recomputed from the differences of the rows (mean
+   removed, squares summed in float64, no cancellation) wherever two candidates' brackets
+   overlap or a value is not known to 1e-10; the k smallest win, ties broken by row index: the
+   same lists as a float64 brute force. With ``moments`` every candidate is computed from the
+   differences and the fourth central moment comes with it (the standard error of the KL
+   estimate, geometry.kl_from_moments), so the map's KL table needs no second pass.
 3. Proof of completeness. If a query's kept list is full and its largest lower bound is still
    <= T_i, a dropped row might qualify: that query is searched again with a longer list
    (rare: the list holds n_keep >= k + 16 rows).
@@ -353,8 +355,8 @@ def search(
 ) -> KnnResult:
     """Exact k nearest rows of every query row of X (all rows by default), self excluded.
 
-    X: float32 or float64 ``[K, N]`` array or memmap (read a block of rows at a time; the search
-    never holds more than two row blocks, one tile and the lists). ``n_wide`` > 0 also returns
+    X: float32 or float64 ``[K, N]`` ndarray or rowstore.DiskRows (read a block of rows at a time;
+    the search never holds more than two row blocks, one tile and the lists). ``n_wide`` > 0 also returns
     the n_wide nearest by the float32 bracket (for t-SNE). ``progress(done, total)`` is called
     after every tile.
     """
