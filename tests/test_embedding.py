@@ -89,3 +89,69 @@ def test_umap_without_package_is_a_clear_error():
             embedding.umap(Q)
     with pytest.raises(PylogmapError, match="unknown embedding"):
         embedding.embed(Q, "mds")
+
+
+def test_tsne_method_is_chosen_by_size():
+    assert embedding.tsne_method(1018) == "sklearn"  # the published map keeps the published call
+    assert embedding.tsne_method(embedding.FFT_FROM_MODELS) == "fft"
+    assert embedding.tsne_method(500, out_of_core=True) == "fft"
+    assert embedding.tsne_method(100_000, "sklearn") == "sklearn"
+    with pytest.raises(PylogmapError, match="out of core"):
+        embedding.tsne_method(500, "sklearn", out_of_core=True)
+    with pytest.raises(PylogmapError, match="unknown t-SNE"):
+        embedding.tsne_method(500, "bh")
+
+
+def _fft_inputs(K=150, seed=6):
+    from pylogmap.mapping import neighbors
+
+    Q, fam = _clusters(K=K, N=60, seed=seed)
+    perp = embedding.effective_perplexity(K, 30.0)
+    res = neighbors.map_neighbors(Q, 5, gpu=False, n_wide=embedding.neighbours_needed(perp))
+    init = embedding.pca(Q, method="blocks")
+    return Q, fam, res, init, perp
+
+
+def test_fft_tsne_from_the_map_neighbours_is_reproducible_and_separates_families():
+    Q, fam, res, init, perp = _fft_inputs()
+    a, params = embedding.tsne_fft(res.wide_idx, res.wide_sqdist, init, perplexity=perp, max_iter=300)
+    b, _ = embedding.tsne_fft(res.wide_idx, res.wide_sqdist, init, perplexity=perp, max_iter=300)
+    assert a.dtype == np.float32 and a.shape == (Q.shape[0], 2)
+    assert np.array_equal(a, b)  # same inputs and seed -> identical coordinates
+    assert params["method"] == "fft" and params["neighbors"] == 90 and params["metric"] == "sqeuclidean"
+    cent = np.stack([a[fam == f].mean(axis=0) for f in range(3)])
+    assert np.array_equal(np.argmin(((a[:, None, :] - cent[None]) ** 2).sum(-1), axis=1), fam)
+    with pytest.raises(PylogmapError, match="iterations"):
+        embedding.tsne_fft(res.wide_idx, res.wide_sqdist, init, perplexity=perp, max_iter=200)
+
+
+def test_fft_tsne_keeps_neighbours_at_least_as_well_as_sklearn():
+    """The issue's quality measure: the fraction of each model's 10 nearest (in KL) that stay among
+    its 10 nearest on the 2-D map."""
+    from scipy.spatial import cKDTree
+
+    Q, fam, res, init, perp = _fft_inputs(K=300, seed=8)
+    exact = res.wide_idx[:, :10]
+
+    def kept(coords):
+        _, near = cKDTree(coords).query(coords, k=11)
+        return np.mean([len(set(a) & set(b[1:])) / 10 for a, b in zip(exact.tolist(), near.tolist())])
+
+    fft, _ = embedding.tsne_fft(res.wide_idx, res.wide_sqdist, init, perplexity=perp, max_iter=400)
+    ref = embedding.tsne(Q, max_iter=400)
+    assert kept(fft) >= kept(ref) - 0.02
+
+
+def test_blockwise_pca_matches_svd():
+    Q, _ = _clusters(K=60, N=40, seed=9)
+    coords, params = embedding.pca(Q, method="blocks", return_params=True)
+    X = Q - Q.mean(axis=0)
+    U, S, Vt = np.linalg.svd(X, full_matrices=False)
+    ref = U[:, :2] * S[:2]
+    for c in range(2):
+        sign = np.sign(ref[:, c] @ coords[:, c])
+        assert np.allclose(coords[:, c], sign * ref[:, c], rtol=1e-4, atol=1e-4 * np.abs(ref[:, c]).max())
+    assert params["explained_variance_ratio"][0] == pytest.approx(S[0] ** 2 / np.sum(S**2), rel=1e-6)
+    assert np.array_equal(coords, embedding.pca(Q, method="blocks"))
+    with pytest.raises(PylogmapError, match="PCA method"):
+        embedding.pca(Q, method="svd")

@@ -277,3 +277,21 @@ def test_float32_moments_have_no_cancellation_with_large_offsets():
     assert kl32 == pytest.approx(np.var(d) / 2, rel=1e-6)
     m2, m4 = np.mean((d - d.mean()) ** 2), np.mean((d - d.mean()) ** 4)
     assert se32 == pytest.approx(np.sqrt((m4 - m2**2) / d.size) / 2, rel=1e-5)
+
+
+def test_pairwise_tiles_cover_every_pair_once_and_stream_out_of_core(tmp_path):
+    from pylogmap.mapping.rowstore import DiskRows
+
+    L, _ = geometry.clip(_random_L(K=23, N=80, seed=12))
+    Q = geometry.double_center(L).astype(np.float32)
+    full = geometry.pairwise_kl(Q)
+    seen = np.zeros((23, 23), dtype=int)
+    with DiskRows(23, 80, directory=tmp_path) as X:
+        X.write(0, Q)
+        for ra, rb, tile in geometry.iter_pairwise_kl_tiles(X, block=5):
+            assert ra.start <= rb.start
+            assert np.allclose(tile, full[ra, rb], rtol=1e-12, atol=1e-12)
+            seen[ra, rb] += 1
+            if ra != rb:
+                seen[rb, ra] += 1
+    assert np.all(seen == 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 
 import h5py
 import numpy as np
@@ -423,3 +424,37 @@ def test_load_geometry_and_mapping_helpers(small_map):
         assert mapping.is_fresh(mf, embeddings=["pca"], k=2)
         assert not mapping.is_fresh(mf, embeddings=["tsne"])
     assert geometry.CLIP_QUANTILE == 0.02
+
+
+def test_out_of_core_map_equals_the_in_memory_one(small_map, tmp_path, capsys):
+    """--memory below Q's size: Q in a temporary file, four passes over the scores; every result
+    under /map is the same as in memory (the FFT t-SNE asked for both, as large maps get it)."""
+    path, _ = small_map
+    other = tmp_path / "copy.h5"
+    shutil.copy(path, other)
+    assert main(["map", str(path), "-k", "5", "--json", "--tsne", "fft", "--tsne-iter", "260"]) == 0
+    mem = _json(capsys)
+    assert main(["map", str(other), "-k", "5", "--json", "--tsne", "fft", "--tsne-iter", "260", "--memory", "1e-9"]) == 0
+    disk = _json(capsys)
+    assert not mem["out_of_core"] and disk["out_of_core"]
+    assert mem["tau"] == disk["tau"] and mem["rows_hash"] == disk["rows_hash"] and disk["tsne_method"] == "fft"
+    with open_map(path) as a, open_map(other) as b:
+        assert a.derived_names() == b.derived_names()
+        for name in a.derived_names():
+            x, xa = a.read_derived(name)
+            y, ya = b.read_derived(name)
+            assert np.array_equal(x, y, equal_nan=True), name
+        tsne_attrs = a.read_derived("tsne")[1]
+        assert tsne_attrs["method"] == "fft" and tsne_attrs["neighbors"] == 39  # all 39 others of 40 models
+    assert not list(tmp_path.glob("pylogmap-q-*"))
+
+
+def test_map_says_which_tsne_ran(small_map, capsys):
+    path, _ = small_map
+    assert main(["map", str(path), "-k", "3", "--no-pca", "--tsne-iter", "250"]) == 0
+    captured = capsys.readouterr()
+    assert "t-SNE: scikit-learn" in captured.out and "scikit-learn (published settings)" in captured.err
+    with open_map(path) as mf:
+        assert mf.read_derived("tsne")[1]["method"] == "sklearn" and mf.map_attrs()["tsne_method"] == "sklearn"
+    assert main(["map", str(path), "--memory", "0"]) == 2
+    assert "--memory" in capsys.readouterr().err

@@ -133,3 +133,135 @@ def test_bad_arguments():
     if not neighbors.faiss_gpu_available():
         with pytest.raises(PylogmapError, match="GPU"):
             neighbors.nearest_neighbors(Q, 2, gpu=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The proven float32 margin (gram_bound, knn_search)
+# --------------------------------------------------------------------------------------------
+
+
+def _near_tie_Q(N=1500, seed=11):
+    """A base model, close copies, and planted near-ties: pairs of rows whose distances to the
+    base differ by 1e-9 relative (float32 Gram values cannot separate them, float64 can), and
+    one exact tie (broken by row index)."""
+    rng = np.random.default_rng(seed)
+    base = -np.abs(rng.normal(800, 300, size=N))
+    d = rng.normal(0, 1, size=N)
+    d -= d.mean()
+    rows = [base] + [base + rng.normal(0, e, size=N) for e in (1e-3, 2e-3, 4e-3)]
+    rows += [base + 0.01 * d, base - 0.01 * d * (1 + 1e-9), base - 0.01 * d]  # 4 and 6 tie exactly, 5 is 2e-9 farther
+    rows += [base * 0.97, base * 1.03] + [base + rng.normal(0, 4, size=N) for _ in range(30)]
+    return geometry.double_center(np.vstack(rows))
+
+
+def _random_Q(K=120, N=60, seed=12):
+    return np.random.default_rng(seed).normal(size=(K, N)) * np.random.default_rng(seed + 1).uniform(0.5, 2, size=(K, 1))
+
+
+@pytest.mark.parametrize("kind", ["numpy", "faiss"])
+@pytest.mark.parametrize("make", [_random_Q, lambda: _clustered_Q(K=150, N=120, seed=18), _near_tie_Q])
+def test_neighbour_sets_equal_float64_brute_force(kind, make):
+    Q = make()
+    for X in (Q, Q.astype(np.float32)):  # the float64 answer for the rows as given
+        idx, sq = neighbors.nearest_neighbors(X, 6, index=kind, gpu=False)
+        ref, ref_sq = neighbors.brute_force_neighbors(X, 6)  # float64 Gram: sets, and values to its precision
+        assert [set(a) for a in idx.tolist()] == [set(b) for b in ref.tolist()]
+        assert np.allclose(sq, ref_sq, rtol=1e-6, atol=1e-9 * ref_sq.max())
+        # float64 differences (no Gram cancellation): the order too, near-ties included
+        assert np.array_equal(idx, _loop_topk(X.astype(np.float64), 6))
+
+
+def test_planted_near_ties_are_ranked_in_float64():
+    Q = _near_tie_Q()
+    idx, sq = neighbors.nearest_neighbors(Q, 6, gpu=False)
+    assert idx[0].tolist() == [1, 2, 3, 4, 6, 5]  # 4 and 6 tie (up to the centring's rounding), 5 just behind
+    assert sq[0, 4] - sq[0, 3] < 1e-11 * sq[0, 3] and sq[0, 5] - sq[0, 4] > 1e-9 * sq[0, 4]
+
+
+def test_float32_bracket_holds_for_every_pair():
+    """lower <= N Var(x_i - x_j) <= lower + w_i + w_j, on uncentred rows with large offsets too."""
+    from pylogmap.mapping import gram_bound
+
+    rng = np.random.default_rng(13)
+    for X in (_clustered_Q(K=120, N=700, seed=14), -800 + rng.normal(0, 30, size=(120, 700)) + rng.normal(0, 50, size=(120, 1))):
+        for panels in (1, 3):
+            stats = gram_bound.row_stats(X, panels)
+            maker = gram_bound.TileMaker(stats, X.shape[1])
+            A = gram_bound.read_block(X, 0, 120)
+            low = maker.lower(A * np.float32(-2), slice(0, 120), A, slice(0, 120)).astype(np.float64)
+            diag = maker.lower_diagonal(A, slice(0, 120)).astype(np.float64)
+            ref = np.array([[np.var(X[i] - X[j]) * X.shape[1] for j in range(120)] for i in range(120)])
+            width = stats.width[:, None] + stats.width[None, :]
+            for tile in (low, diag):
+                assert np.all(tile <= ref) and np.all(ref <= tile + width)
+    assert gram_bound.gram_depth(10_000, 5) == 2004
+    assert gram_bound.margin_coefficient(10_000, 5) < gram_bound.margin_coefficient(10_000, 1) / 4
+
+
+def test_short_lists_are_searched_again_and_stay_exact():
+    from pylogmap.mapping import knn_search
+
+    Q = _random_Q(K=300, N=40, seed=15)
+    res = knn_search.search(Q, 5, n_keep=5, block=64)
+    assert res.n_retried > 0
+    assert np.array_equal(res.idx, neighbors.brute_force_neighbors(Q, 5)[0])
+
+
+def test_out_of_core_rows_give_the_same_neighbours(tmp_path):
+    from pylogmap.mapping import knn_search
+    from pylogmap.mapping.rowstore import DiskRows
+
+    Q = _clustered_Q(K=200, N=64, seed=16).astype(np.float32)
+    with DiskRows(200, 64, directory=tmp_path) as X:
+        X.write(0, Q[:150])
+        X.write(150, Q[150:])
+        assert np.array_equal(X[10:20], Q[10:20]) and np.array_equal(X[np.array([5, 199, 5])], Q[[5, 199, 5]])
+        a = knn_search.search(X, 7, block=48, moments=True, n_wide=20)
+        b = knn_search.search(Q, 7, block=48, moments=True, n_wide=20)
+        assert np.array_equal(a.idx, b.idx) and np.array_equal(a.sqdist, b.sqdist) and np.array_equal(a.m4, b.m4)
+        assert np.array_equal(a.wide_idx, b.wide_idx)
+        assert np.array_equal(geometry.text_variance(X), geometry.text_variance(Q))
+        with pytest.raises(PylogmapError, match="block of rows"):
+            np.asarray(X)
+    assert not any(tmp_path.iterdir())  # the file is gone
+
+
+def test_map_neighbors_carries_kl_se_and_wide_lists():
+    Q = _clustered_Q(K=160, N=70, seed=17)
+    for kind in ("exact", "faiss", "ivf-pca"):
+        res = neighbors.map_neighbors(Q, 5, index=kind, gpu=False, n_wide=30, mean_bytes=1000.0)
+        idx, _ = neighbors.nearest_neighbors(Q, 5, index=kind, gpu=False)
+        ref = neighbors.with_kl(Q, np.arange(160), idx, 1000.0)
+        assert np.array_equal(res.table.idx, idx)
+        assert np.allclose(res.table.kl_nats, ref.kl_nats, rtol=1e-9)
+        assert np.allclose(res.table.se_nats, ref.se_nats, rtol=1e-8)
+        assert res.wide_idx.shape == (160, 30) and not np.any(res.wide_idx == np.arange(160)[:, None])
+        assert np.array_equal(res.wide_idx[:, :5], idx) or kind == "ivf-pca"
+        assert np.all(np.diff(res.wide_sqdist, axis=1) >= -1e-6 * res.wide_sqdist.max())
+
+
+def test_a_100k_row_map_reduced_to_few_texts(tmp_path):
+    """100,000 models (reduced to 12 texts so that it runs in seconds): the out-of-core
+    preparation equals the in-memory one bit for bit, and sampled neighbour lists equal brute force."""
+    from pylogmap.mapping import knn_search
+    from pylogmap.mapping.prepare import MapRows
+    from pylogmap.testing import write_synthetic_map
+
+    mf, _ = write_synthetic_map(tmp_path / "big.h5", 100_000, 12, n_families=40, seed=3)
+    try:
+        memory = MapRows(mf)
+        Qm, tvm = memory.build()
+        disk = MapRows(mf, memory_budget=1, workdir=tmp_path)
+        assert disk.out_of_core and not memory.out_of_core
+        assert disk.tau == memory.tau == geometry.clip_threshold(mf.loglik())
+        assert disk.digest == memory.digest and np.array_equal(disk.mean_loglik, memory.mean_loglik)
+        Qd, tvd = disk.build()
+        assert np.array_equal(Qd[0:100_000], Qm) and np.array_equal(tvd, tvm)
+        queries = np.random.default_rng(4).choice(100_000, size=64, replace=False)
+        got = knn_search.search(Qd, 10, queries=queries, block=8192)
+        ref_idx, ref_sq = neighbors.brute_force_neighbors(Qm, 10, queries)
+        assert np.array_equal(got.idx, ref_idx) and np.allclose(got.sqdist, ref_sq, rtol=1e-9)
+        disk.close()
+        memory.close()
+    finally:
+        mf.close()

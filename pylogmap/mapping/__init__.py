@@ -1,6 +1,6 @@
-"""The map: clip, double-centre, KL estimates, neighbours, 2-D embeddings, computed into a map file.
+"""The map: clip, double-centre, KL estimates, exact neighbours, 2-D embeddings, in memory or out of core.
 
-May import: numpy, scipy, scikit-learn, faiss (lazily), `pylogmap.store`, `pylogmap.texts`, `pylogmap.errors`; never torch.
+May import: numpy, scipy, scikit-learn, faiss and openTSNE (lazily), `pylogmap.store`, `pylogmap.texts`, `pylogmap.errors`; never torch.
 """
 
 from pylogmap.mapping.compute import (

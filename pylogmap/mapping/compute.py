@@ -1,4 +1,4 @@
-"""Compute the map of a file: clip -> centre -> embeddings -> neighbour lists -> ``/map``.
+"""Compute the map of a file: clip -> centre -> neighbour lists -> embeddings -> ``/map``.
 
 This is the engine behind ``pylogmap map``, the viewer and the demo. Results are written to
 ``/map`` of the same file in one atomic commit (store.MapFile.update_map) together with a
@@ -11,18 +11,26 @@ Clipping threshold: the first map of a file computes ``tau`` from the rows in us
 reuse the stored tau (method.md: "when models are added to an existing map, the existing tau
 is reused"), unless ``new_tau=True``.
 
+Scale: Q is built by prepare.MapRows, in memory up to ``memory_budget`` bytes and out of core
+above (a temporary file read a block of rows at a time); one neighbour search
+(neighbors.map_neighbors) gives the stored lists, their KL estimates and SEs, and, for the FFT
+t-SNE of large maps, the 3 x perplexity nearest of every model its affinities are built from.
+The t-SNE method ("sklearn", the published call, or "fft", openTSNE) is chosen by size unless
+asked (embedding.tsne_method), said in the progress output and stored with the coordinates.
+
 What ``/map`` holds after a run (rows not used get NaN / -1):
 ``used`` bool [M], ``mean_loglik`` float64 [M], ``text_variance`` float64 [N],
-``tsne``/``pca``/``umap`` float32 [M, 2] (attrs: the parameters used),
+``tsne``/``pca``/``umap`` float32 [M, 2] (attrs: the parameters used; ``tsne`` says its
+``method``),
 ``neighbors/index`` int64 [M, k] (file rows), ``neighbors/kl_nats``, ``neighbors/se_nats``
 float64 [M, k] (attrs: index kind, k, recall for approximate indexes);
 attributes ``tau``, ``tau_source``, ``rows_hash``, ``n_used``, ``n_texts``, ``mean_bytes``,
-``clip_quantile``, ``excluded`` (JSON: row -> reason), ``created_by``.
+``clip_quantile``, ``excluded`` (JSON: row -> reason), ``created_by``, ``tsne_method`` (when
+t-SNE ran: "sklearn" or "fft").
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -30,28 +38,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pylogmap.mapping import geometry
-from pylogmap.mapping.families import default_families
 from pylogmap.errors import MapFileError, PylogmapError
+from pylogmap.mapping import embedding, geometry, neighbors
+from pylogmap.mapping.families import default_families
+from pylogmap.mapping.prepare import DEFAULT_MEMORY_BUDGET, MapRows, check_usable, rows_hash
 
-MIN_MODELS = 3
 DEFAULT_EMBEDDINGS = ("tsne", "pca")
-
-
-def rows_hash(mf, rows: np.ndarray, L_used: np.ndarray | None = None, *, block_rows: int = 1024) -> str:
-    """Hash of the rows a map is computed from: text-set hash, labels, and the float32 bytes
-    of their log-likelihoods (blake2b-128)."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(mf.text_hash.encode())
-    labels = mf.labels()
-    h.update(json.dumps([labels[i] for i in rows]).encode())
-    if L_used is not None:
-        for start in range(0, L_used.shape[0], block_rows):
-            h.update(np.ascontiguousarray(L_used[start : start + block_rows], dtype=np.float32).tobytes())
-    else:
-        for start in range(0, rows.size, block_rows):
-            h.update(np.ascontiguousarray(mf.loglik(rows[start : start + block_rows]), dtype=np.float32).tobytes())
-    return "blake2b:" + h.hexdigest()
 
 
 @dataclass
@@ -73,6 +65,8 @@ class MapResult:
     k: int = 0
     index: str = ""
     recall: float | None = None
+    tsne_method: str = ""
+    out_of_core: bool = False
 
     def to_dict(self, labels: list[str] | None = None) -> dict:
         out = {
@@ -89,6 +83,8 @@ class MapResult:
             "k": self.k,
             "index": self.index,
             "recall": self.recall,
+            "tsne_method": self.tsne_method,
+            "out_of_core": self.out_of_core,
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
             "excluded": [
                 {"row": int(r), "model": labels[r] if labels else None, "reason": why} for r, why in self.excluded.items()
@@ -117,19 +113,8 @@ class _Steps:
 
 
 def _usable(mf, L, status):
-    if mf.n_models == 0:
-        raise MapFileError(
-            f"{mf.path.name} has no scored models yet; score some with 'pylogmap score' "
-            "(or build a map from a matrix with 'pylogmap import')."
-        )
-    selection = geometry.select_rows(L, status)
-    if selection.n_used < MIN_MODELS:
-        labels = mf.labels()
-        why = selection.describe(labels)
-        raise MapFileError(
-            f"{mf.path.name} has {selection.n_used} model(s) with complete scores; a map needs at least "
-            f"{MIN_MODELS}. {why}. Score more models (or rerun failed ones with 'pylogmap score')."
-        )
+    selection = geometry.select_rows(L, status) if mf.n_models else geometry.RowSelection(np.zeros(0, dtype=bool))
+    check_usable(mf, selection)
     return selection
 
 
@@ -179,13 +164,21 @@ def compute_map(
     force: bool = False,
     new_tau: bool = False,
     perplexity: float = 30.0,
-    tsne_iter: int = 1000,
+    tsne_iter: int | None = None,
+    tsne: str = "auto",
     seed: int = 42,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    workdir=None,
     progress: bool = True,
     measure_recall: bool = True,
 ) -> MapResult:
-    """Compute (or confirm up to date) the map of a file; see the module docstring."""
-    from pylogmap.mapping import embedding, neighbors
+    """Compute (or confirm up to date) the map of a file; see the module docstring.
+
+    ``tsne``: "auto", "sklearn" or "fft" (embedding.tsne_method); ``tsne_iter``: iterations
+    (default 1000 for scikit-learn, the published setting, and 750 for the FFT t-SNE, openTSNE's);
+    ``memory_budget``: the largest Q (bytes) kept in memory; ``workdir``: where an out-of-core Q
+    goes (default: the system's temporary folder).
+    """
     from pylogmap.store import open_map
 
     embeddings = list(dict.fromkeys(embeddings))
@@ -198,121 +191,163 @@ def compute_map(
     mf = open_map(path, mode="a")
     try:
         M, N = mf.n_models, mf.n_texts
-        L = steps.run("read scores", mf.loglik) if M else np.zeros((0, N), np.float32)
-        status = mf.status()
-        selection = _usable(mf, L, status)
-        rows = np.flatnonzero(selection.used)
-        Lu = L[rows] if rows.size != M else L
-        digest = steps.run("hash rows", rows_hash, mf, rows, Lu)
         attrs = mf.map_attrs()
-        names = set(mf.derived_names())
-        k_eff = int(min(k, rows.size - 1))
-        stored_nb = mf.read_derived("neighbors/index")
-        up_to_date = (
-            not force
-            and not new_tau
-            and attrs.get("rows_hash") == digest
-            and all(e in names for e in embeddings)
-            and (k_eff == 0 or (stored_nb is not None and stored_nb[0].shape[1] >= k_eff))
-        )
-        if up_to_date:
-            if progress:
-                print(f"[map] {mf.path.name}: up to date ({rows.size} models); use --force to recompute.", file=sys.stderr)
-            return MapResult(
-                path=str(mf.path), computed=False, n_models=M, n_used=int(rows.size), n_texts=N,
-                tau=float(attrs["tau"]), tau_source=str(attrs.get("tau_source", "map")), rows_hash=digest,
-                mean_bytes=float(attrs.get("mean_bytes", float(np.mean(mf.text_bytes())))),
-                excluded=selection.excluded, embeddings=[e for e in embedding.EMBEDDINGS if e in names],
-                k=int(stored_nb[0].shape[1]) if stored_nb is not None else 0,
-                index=str((stored_nb[1] if stored_nb is not None else {}).get("index", "")),
-                recall=(stored_nb[1] if stored_nb is not None else {}).get("recall"),
-            )
-        # Results stored before but not asked now would go stale when rows change: redo them.
-        if attrs.get("rows_hash") != digest:
-            embeddings += [e for e in embedding.EMBEDDINGS if e in names and e not in embeddings]
-            if k_eff == 0 and stored_nb is not None:
-                k_eff = int(min(stored_nb[0].shape[1], rows.size - 1))
         tau_prev = None if new_tau else attrs.get("tau")
         tau_source = "map" if tau_prev is not None else "computed"
-        text_bytes = mf.text_bytes()
-        mean_bytes = float(np.mean(text_bytes))
-        mean_ll = steps.run("mean log-likelihood", geometry.mean_loglik, L)
-        # L was read from the file, so it is ours to clip and centre in place (one [M, N] copy)
-        Lc = np.asarray(Lu, dtype=np.float32)
-        del L, Lu
-        Lc, tau = steps.run("clip", geometry.clip, Lc, tau_prev, out=Lc)
-        Q = steps.run("double centre", geometry.double_center, Lc, out=Lc)
-        tv = geometry.text_variance(Q)
-
-        def full(coords):
-            out = np.full((M, coords.shape[1]), np.nan, dtype=np.float32)
-            out[rows] = coords
-            return out
-
-        arrays: dict[str, tuple[np.ndarray, dict]] = {
-            "used": (selection.used, {}),
-            "mean_loglik": (mean_ll, {"units": "nats per text", "clipped": False}),
-            "text_variance": (tv, {"units": "nats^2", "of": "row-centred clipped log-likelihood across used models"}),
-        }
-        for name in embeddings:
-            if name == "tsne":
-                coords, params = steps.run(
-                    "t-SNE", embedding.tsne, Q, seed=seed, perplexity=perplexity, max_iter=tsne_iter, return_params=True
-                )
-            elif name == "pca":
-                coords, params = steps.run("PCA", embedding.pca, Q, return_params=True)
-            else:
-                coords, params = steps.run("UMAP", embedding.umap, Q, seed=seed, return_params=True)
-            arrays[name] = (full(coords), params)
-        recall_value = None
-        if k_eff:
-            idx, _ = steps.run(
-                f"neighbours ({index})", neighbors.nearest_neighbors, Q, k_eff, index=index, gpu=gpu,
-                progress=progress and rows.size >= 20_000,
-            )
-            table = steps.run("KL and SE of neighbours", neighbors.with_kl, Q, np.arange(rows.size), idx, mean_bytes)
-            nb_attrs = {"index": index, "k": k_eff, "units": "nats per text", "mean_bytes": mean_bytes}
-            if index == "ivf-pca" and measure_recall:
-                rep = steps.run("recall of ivf-pca", neighbors.measure_recall, Q, k_eff, gpu=gpu)
-                recall_value = float(rep["recall"])
-                nb_attrs.update({f"ivf_{key}": value for key, value in rep.items()})
-                nb_attrs["recall"] = recall_value
-            file_idx = np.full((M, k_eff), -1, dtype=np.int64)
-            file_idx[rows] = rows[idx]
-            kl = np.full((M, k_eff), np.nan)
-            se = np.full((M, k_eff), np.nan)
-            kl[rows] = table.kl_nats
-            se[rows] = table.se_nats
-            arrays["neighbors/index"] = (file_idx, nb_attrs)
-            arrays["neighbors/kl_nats"] = (kl, nb_attrs)
-            arrays["neighbors/se_nats"] = (se, nb_attrs)
-        del Q, Lc
-        from pylogmap import __version__
-
-        map_attrs = {
-            "tau": float(tau),
-            "tau_source": tau_source,
-            "clip_quantile": geometry.CLIP_QUANTILE,
-            "rows_hash": digest,
-            "n_used": int(rows.size),
-            "n_texts": int(N),
-            "mean_bytes": mean_bytes,
-            "excluded": json.dumps({str(r): why for r, why in selection.excluded.items()}),
-            "created_by": f"pylogmap {__version__}",
-        }
-        steps.run("write /map", mf.update_map, arrays, map_attrs)
-        if "family" not in mf.annotations():
-            table_ = mf.models_table()
-            fam = default_families(table_["name"], table_["architecture"])
-            mf.set_annotations({"family": np.array(fam, dtype=object)})
-        return MapResult(
-            path=str(mf.path), computed=True, n_models=M, n_used=int(rows.size), n_texts=N, tau=float(tau),
-            tau_source=tau_source, rows_hash=digest, mean_bytes=mean_bytes, excluded=selection.excluded,
-            timings=steps.timings, embeddings=list(embeddings), k=k_eff, index=index if k_eff else "",
-            recall=recall_value,
-        )
+        source = MapRows(mf, tau=tau_prev, memory_budget=memory_budget, workdir=workdir, steps=steps)
+        try:
+            return _compute(mf, source, steps, embeddings=embeddings, k=k, index=index, gpu=gpu, force=force,
+                            new_tau=new_tau, tau_source=tau_source, perplexity=perplexity, tsne_iter=tsne_iter,
+                            tsne=tsne, seed=seed, progress=progress, measure_recall=measure_recall)
+        finally:
+            source.close()
     finally:
         mf.close()
+
+
+def _compute(mf, source: MapRows, steps: _Steps, *, embeddings, k, index, gpu, force, new_tau, tau_source, perplexity,
+             tsne_iter, tsne, seed, progress, measure_recall) -> MapResult:
+    M, N = mf.n_models, mf.n_texts
+    selection, rows, digest = source.selection, source.rows, source.digest
+    attrs = mf.map_attrs()
+    names = set(mf.derived_names())
+    k_eff = int(min(k, rows.size - 1))
+    stored_nb = mf.read_derived("neighbors/index")
+    up_to_date = (
+        not force
+        and not new_tau
+        and attrs.get("rows_hash") == digest
+        and all(e in names for e in embeddings)
+        and (k_eff == 0 or (stored_nb is not None and stored_nb[0].shape[1] >= k_eff))
+    )
+    if up_to_date:
+        if progress:
+            print(f"[map] {mf.path.name}: up to date ({rows.size} models); use --force to recompute.", file=sys.stderr)
+        stored_tsne = mf.read_derived("tsne")
+        return MapResult(
+            path=str(mf.path), computed=False, n_models=M, n_used=int(rows.size), n_texts=N,
+            tau=float(attrs["tau"]), tau_source=str(attrs.get("tau_source", "map")), rows_hash=digest,
+            mean_bytes=float(attrs.get("mean_bytes", float(np.mean(mf.text_bytes())))),
+            excluded=selection.excluded, embeddings=[e for e in embedding.EMBEDDINGS if e in names],
+            k=int(stored_nb[0].shape[1]) if stored_nb is not None else 0,
+            index=str((stored_nb[1] if stored_nb is not None else {}).get("index", "")),
+            recall=(stored_nb[1] if stored_nb is not None else {}).get("recall"),
+            tsne_method=str(stored_tsne[1].get("method", "sklearn")) if stored_tsne is not None else "",
+        )
+    # Results stored before but not asked now would go stale when rows change: redo them.
+    if attrs.get("rows_hash") != digest:
+        embeddings += [e for e in embedding.EMBEDDINGS if e in names and e not in embeddings]
+        if k_eff == 0 and stored_nb is not None:
+            k_eff = int(min(stored_nb[0].shape[1], rows.size - 1))
+    method = embedding.tsne_method(rows.size, tsne, out_of_core=source.out_of_core) if "tsne" in embeddings else ""
+    if method and progress:
+        why = "asked" if tsne != "auto" else (
+            "out-of-core map" if source.out_of_core else
+            f"{'>=' if method == 'fft' else '<'} {embedding.FFT_FROM_MODELS:,} models")
+        print(f"[map] t-SNE: {'openTSNE FFT' if method == 'fft' else 'scikit-learn (published settings)'} ({why})",
+              file=sys.stderr)
+    mean_bytes = float(np.mean(mf.text_bytes()))
+    Q, tv = source.build()
+    tau = source.tau
+
+    def full(coords):
+        out = np.full((M, coords.shape[1]), np.nan, dtype=np.float32)
+        out[rows] = coords
+        return out
+
+    arrays: dict[str, tuple[np.ndarray, dict]] = {
+        "used": (selection.used, {}),
+        "mean_loglik": (source.mean_loglik, {"units": "nats per text", "clipped": False}),
+        "text_variance": (tv, {"units": "nats^2", "of": "row-centred clipped log-likelihood across used models"}),
+    }
+    n_wide = 0
+    if method == "fft":
+        perp = embedding.effective_perplexity(rows.size, perplexity)
+        n_wide = min(rows.size - 1, embedding.neighbours_needed(perp))
+    search = None
+    recall_value = None
+    if k_eff or n_wide:
+        k_search = max(k_eff, 1)
+        search = steps.run(
+            f"neighbours ({index}) + KL and SE", neighbors.map_neighbors, Q, k_search, index=index, gpu=gpu,
+            n_wide=n_wide, mean_bytes=mean_bytes, progress=progress and rows.size >= 20_000,
+        )
+    if k_eff:
+        table = search.table
+        nb_attrs = {"index": index, "backend": search.backend, "k": k_eff, "units": "nats per text",
+                    "mean_bytes": mean_bytes}
+        if index == "ivf-pca" and measure_recall:
+            rep = steps.run("recall of ivf-pca", neighbors.measure_recall, Q, k_eff, gpu=gpu)
+            recall_value = float(rep["recall"])
+            nb_attrs.update({f"ivf_{key}": value for key, value in rep.items()})
+            nb_attrs["recall"] = recall_value
+        file_idx = np.full((M, k_eff), -1, dtype=np.int64)
+        file_idx[rows] = rows[table.idx[:, :k_eff]]
+        kl = np.full((M, k_eff), np.nan)
+        se = np.full((M, k_eff), np.nan)
+        kl[rows] = table.kl_nats[:, :k_eff]
+        se[rows] = table.se_nats[:, :k_eff]
+        arrays["neighbors/index"] = (file_idx, nb_attrs)
+        arrays["neighbors/kl_nats"] = (kl, nb_attrs)
+        arrays["neighbors/se_nats"] = (se, nb_attrs)
+    pca_coords = None
+    if "pca" in embeddings or method == "fft":
+        # the FFT t-SNE starts from the PCA; both use the blockwise PCA so that a map gives the same
+        # coordinates in memory and out of core; the published small-map regime keeps scikit-learn's
+        large = method == "fft" or source.out_of_core or rows.size >= embedding.PCA_BLOCKS_FROM
+        pca_coords, params = steps.run("PCA", embedding.pca, Q, method="blocks" if large else "sklearn",
+                                       return_params=True)
+        if "pca" in embeddings:
+            arrays["pca"] = (full(pca_coords), params)
+    for name in embeddings:
+        if name == "tsne":
+            if method == "fft":
+                iters = int(tsne_iter) if tsne_iter else 750
+                coords, params = steps.run(
+                    "t-SNE (openTSNE FFT)", embedding.tsne_fft, search.wide_idx, search.wide_sqdist, pca_coords,
+                    perplexity=embedding.effective_perplexity(rows.size, perplexity), seed=seed, max_iter=iters,
+                    n_jobs=1,
+                )
+                params["perplexity_requested"] = float(perplexity)
+            else:
+                coords, params = steps.run(
+                    "t-SNE (scikit-learn)", embedding.tsne, Q, seed=seed, perplexity=perplexity,
+                    max_iter=int(tsne_iter) if tsne_iter else 1000, return_params=True,
+                )
+                params["method"] = "sklearn"
+            arrays["tsne"] = (full(coords), params)
+        elif name == "umap":
+            if source.out_of_core:
+                raise PylogmapError("UMAP needs the whole map in memory and this one is kept out of core; drop --umap or raise --memory.")
+            coords, params = steps.run("UMAP", embedding.umap, Q, seed=seed, return_params=True)
+            arrays["umap"] = (full(coords), params)
+    del Q, search
+    from pylogmap import __version__
+
+    map_attrs = {
+        "tau": float(tau),
+        "tau_source": tau_source,
+        "clip_quantile": geometry.CLIP_QUANTILE,
+        "rows_hash": digest,
+        "n_used": int(rows.size),
+        "n_texts": int(N),
+        "mean_bytes": mean_bytes,
+        "excluded": json.dumps({str(r): why for r, why in selection.excluded.items()}),
+        "created_by": f"pylogmap {__version__}",
+    }
+    if method:
+        map_attrs["tsne_method"] = method
+    steps.run("write /map", mf.update_map, arrays, map_attrs)
+    if "family" not in mf.annotations():
+        table_ = mf.models_table()
+        fam = default_families(table_["name"], table_["architecture"])
+        mf.set_annotations({"family": np.array(fam, dtype=object)})
+    return MapResult(
+        path=str(mf.path), computed=True, n_models=M, n_used=int(rows.size), n_texts=N, tau=float(tau),
+        tau_source=tau_source, rows_hash=digest, mean_bytes=mean_bytes, excluded=selection.excluded,
+        timings=steps.timings, embeddings=list(embeddings), k=k_eff, index=index if k_eff else "",
+        recall=recall_value, tsne_method=method, out_of_core=source.out_of_core,
+    )
 
 
 # --------------------------------------------------------------------------------------------

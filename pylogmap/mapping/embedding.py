@@ -1,8 +1,15 @@
-"""2-D embeddings of the map: t-SNE (the published settings), PCA, optional UMAP.
+"""2-D embeddings of the map: t-SNE (the published settings, or FFT for large maps), PCA, UMAP.
 
 Each function takes Q ``[K, N]`` (rows = models) and returns float32 coordinates ``[K, 2]``
 together with the parameters actually used (stored as attributes under ``/map`` so that a
 map can be reproduced).
+
+Two t-SNE methods, chosen by ``tsne_method``: ``"sklearn"`` (below, the published call, kept for
+exact reproduction of the published 1,018-model map; the default below FFT_FROM_MODELS models)
+and ``"fft"`` (tsne_fft.py: openTSNE from the map's own neighbour lists; the default from
+FFT_FROM_MODELS models, and the only one for a map kept out of core). PCA is scikit-learn's for
+maps in memory below PCA_BLOCKS_FROM models and pca_blocks.py's blockwise randomized SVD above
+or out of core.
 
 t-SNE follows the map paper's code (shimo-lab/modelmap, ``resampling-texts/tsne_Q.py``):
 ``sklearn.manifold.TSNE(n_components=2, perplexity=30, init="pca", metric="sqeuclidean",
@@ -24,8 +31,13 @@ from __future__ import annotations
 import numpy as np
 
 from pylogmap.errors import PylogmapError
+from pylogmap.mapping.pca_blocks import pca_blocks
+from pylogmap.mapping.tsne_fft import neighbours_needed, tsne_fft
 
 SMALL_MAP = 3000  # below this many models t-SNE runs single-threaded (see tsne)
+TSNE_METHODS = ("auto", "sklearn", "fft")
+FFT_FROM_MODELS = 2000  # "auto" t-SNE: scikit-learn below (the published 1,018-model map), FFT from here
+PCA_BLOCKS_FROM = 20_000
 
 TSNE_DEFAULTS = {
     "n_components": 2,
@@ -37,6 +49,20 @@ TSNE_DEFAULTS = {
     "learning_rate": "auto",
     "method": "barnes_hut",
 }
+
+
+def tsne_method(n_models: int, requested: str = "auto", *, out_of_core: bool = False) -> str:
+    """The t-SNE that runs: ``requested`` unless "auto" (by size, see the module docstring)."""
+    if requested not in TSNE_METHODS:
+        raise PylogmapError(f"unknown t-SNE method {requested!r}; choose one of {', '.join(TSNE_METHODS)}.")
+    if requested == "sklearn" and out_of_core:
+        raise PylogmapError(
+            "scikit-learn's t-SNE needs the whole map in memory, and this one is kept out of core; "
+            "use --tsne fft (or auto), or raise --memory."
+        )
+    if requested != "auto":
+        return requested
+    return "fft" if out_of_core or n_models >= FFT_FROM_MODELS else "sklearn"
 
 
 def _check(Q: np.ndarray, minimum: int = 3) -> np.ndarray:
@@ -110,30 +136,49 @@ def tsne(
     return coords, used
 
 
-def pca(Q: np.ndarray, n_components: int = 2, *, seed: int = 0, return_params: bool = False):
+def pca(Q, n_components: int = 2, *, seed: int = 0, method: str = "auto", return_params: bool = False):
     """Principal components of the rows of Q (float32 ``[K, n_components]``).
 
-    Signs follow scikit-learn's deterministic convention (``svd_flip``), so repeated runs give
-    identical coordinates. ``return_params=True`` adds the explained variance ratios.
+    ``method``: "sklearn" (scikit-learn, Q in memory), "blocks" (pca_blocks: a block of rows at a
+    time, any size, also an out-of-core Q) or "auto" (sklearn for an ndarray below
+    PCA_BLOCKS_FROM rows, else blocks). Signs follow scikit-learn's deterministic convention, so
+    repeated runs give identical coordinates. ``return_params=True`` adds the explained variance
+    ratios.
     """
     import sklearn
-    from sklearn.decomposition import PCA
 
-    from threadpoolctl import threadpool_limits
+    if method not in ("auto", "sklearn", "blocks"):
+        raise PylogmapError(f"unknown PCA method {method!r}; choose auto, sklearn or blocks.")
+    in_memory = isinstance(Q, np.ndarray)
+    if method == "auto":
+        method = "sklearn" if in_memory and Q.shape[0] < PCA_BLOCKS_FROM else "blocks"
+    if method == "blocks":
+        if Q.shape[0] < max(2, n_components):
+            raise PylogmapError(
+                f"a 2-D map needs at least {max(2, n_components)} models with complete scores; this one has "
+                f"{Q.shape[0]}. Score more models first."
+            )
+        coords, ratio = pca_blocks(Q, n_components, seed=seed)
+        params = {"svd_solver": "randomized, blockwise (pca_blocks)"}
+    else:
+        from sklearn.decomposition import PCA
+        from threadpoolctl import threadpool_limits
 
-    Q = _check(Q, minimum=max(2, n_components))
-    model = PCA(n_components=n_components, random_state=seed)
-    # LAPACK on small matrices: one thread is as fast and immune to busy cores (see tsne)
-    with threadpool_limits(limits=1 if Q.shape[0] < SMALL_MAP else None):
-        coords = np.asarray(model.fit_transform(np.asarray(Q, dtype=np.float64)), dtype=np.float32)
+        Q = _check(Q, minimum=max(2, n_components))
+        model = PCA(n_components=n_components, random_state=seed)
+        # LAPACK on small matrices: one thread is as fast and immune to busy cores (see tsne)
+        with threadpool_limits(limits=1 if Q.shape[0] < SMALL_MAP else None):
+            coords = np.asarray(model.fit_transform(np.asarray(Q, dtype=np.float64)), dtype=np.float32)
+        ratio = [float(x) for x in model.explained_variance_ratio_]
+        params = {"svd_solver": str(model._fit_svd_solver)}
     if not return_params:
         return coords
     return coords, {
         "embedding": "pca",
         "n_components": int(n_components),
         "seed": int(seed),
-        "explained_variance_ratio": [float(x) for x in model.explained_variance_ratio_],
-        "svd_solver": str(model._fit_svd_solver),
+        "explained_variance_ratio": ratio,
+        **params,
         "sklearn_version": sklearn.__version__,
     }
 
@@ -179,6 +224,11 @@ def umap(
 
 
 EMBEDDINGS = {"tsne": tsne, "pca": pca, "umap": umap}
+
+__all__ = [
+    "EMBEDDINGS", "FFT_FROM_MODELS", "PCA_BLOCKS_FROM", "TSNE_DEFAULTS", "TSNE_METHODS", "effective_perplexity", "embed",
+    "neighbours_needed", "pca", "tsne", "tsne_fft", "tsne_method", "umap", "umap_available",
+]
 
 
 def embed(Q: np.ndarray, method: str, **kwargs):

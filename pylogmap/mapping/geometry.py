@@ -220,18 +220,26 @@ def mean_loglik(L: np.ndarray, *, block_rows: int = 4096) -> np.ndarray:
     return out
 
 
-def text_variance(Q: np.ndarray, *, block_rows: int = 4096) -> np.ndarray:
+def text_variance(Q, *, block_rows: int = 4096) -> np.ndarray:
     """Per-text variance across models of the row-centred, clipped log-likelihood.
 
     For a double-centred Q this is ``mean_i Q[i, k]^2`` (columns of Q have mean 0); the
-    resampling paper's "LS" text importance is proportional to it.
+    resampling paper's "LS" text importance is proportional to it. Q may be any row-indexable
+    2-D matrix (an ndarray, or the out-of-core rowstore.DiskRows): it is read a block at a time.
     """
-    Q = np.asarray(Q)
-    _require_finite_2d(Q, "Q")
+    if not hasattr(Q, "shape"):
+        Q = np.asarray(Q)
+    if len(Q.shape) != 2 or Q.shape[0] == 0 or Q.shape[1] == 0:
+        raise PylogmapError(f"Q must be a non-empty 2-D matrix [models, texts]; got shape {Q.shape}.")
     col_sum = np.zeros(Q.shape[1], dtype=np.float64)
     col_sq = np.zeros(Q.shape[1], dtype=np.float64)
     for start in range(0, Q.shape[0], block_rows):
-        block = Q[start : start + block_rows].astype(np.float64)
+        block = np.asarray(Q[start : start + block_rows]).astype(np.float64)
+        if not np.isfinite(block).all():
+            raise PylogmapError(
+                "Q contains NaN or infinite entries; select the finished rows first "
+                "(geometry.select_rows) so that unscored or failed models are left out."
+            )
         col_sum += block.sum(axis=0)
         col_sq += np.einsum("ij,ij->j", block, block)
     mean = col_sum / Q.shape[0]
@@ -451,16 +459,23 @@ def pairwise_kl(X: np.ndarray, rows=None, *, block: int | None = None, dtype=np.
     return out
 
 
-def _pairwise_kl_symmetric(X: np.ndarray, *, block: int | None = None, dtype=np.float64) -> np.ndarray:
-    """All pairs, using the symmetry: only blocks on and above the diagonal are multiplied
-    (half the flops of row-by-row streaming), each written to both triangles."""
+def iter_pairwise_kl_tiles(
+    X: np.ndarray, *, block: int | None = None, dtype=np.float64
+) -> Iterator[tuple[slice, slice, np.ndarray]]:
+    """Yield ``(rows_a, rows_b, kl_tile)`` for the tiles on and above the diagonal: every pair of
+    models once (``kl_tile[i, j]`` for rows ``rows_a.start + i`` and ``rows_b.start + j``).
+
+    The all-pairs stream with the symmetry used: half the products of iter_pairwise_kl, each
+    diagonal tile a symmetric rank-k update. Memory: two centred blocks of rows and one tile
+    (``block`` rows, 128 MiB of float64 rows by default); X is read a block at a time, so an
+    out-of-core Q works too. float64 by default (see iter_pairwise_kl).
+    """
     if len(X.shape) != 2 or X.shape[0] == 0 or X.shape[1] == 0:
         raise PylogmapError(f"X must be a non-empty 2-D matrix [models, texts]; got shape {X.shape}.")
     K, N = X.shape
     if block is None:
         block = _row_blocks(K, N, 8, _SCRATCH_BYTES * 2)
     block = max(1, int(block))
-    out = np.empty((K, K), dtype=np.float64)
     sq = _centred_squared_norms(X, block)
     starts = list(range(0, K, block))
     for a0 in starts:
@@ -477,9 +492,19 @@ def _pairwise_kl_symmetric(X: np.ndarray, *, block: int | None = None, dtype=np.
             g += sq[None, b0:b1]
             np.maximum(g, 0.0, out=g)
             g /= 2.0 * N
-            out[a0:a1, b0:b1] = g
-            if b0 != a0:
-                out[b0:b1, a0:a1] = g.T
+            if b0 == a0:
+                np.fill_diagonal(g, 0.0)  # a model against itself, exactly
+            yield slice(a0, a1), slice(b0, b1), g
+
+
+def _pairwise_kl_symmetric(X: np.ndarray, *, block: int | None = None, dtype=np.float64) -> np.ndarray:
+    """All pairs into one K x K matrix from the symmetric tiles (each written to both triangles)."""
+    K = X.shape[0]
+    out = np.empty((K, K), dtype=np.float64)
+    for ra, rb, g in iter_pairwise_kl_tiles(X, block=block, dtype=dtype):
+        out[ra, rb] = g
+        if ra != rb:
+            out[rb, ra] = g.T
     np.fill_diagonal(out, 0.0)
     return out
 

@@ -1,26 +1,26 @@
-"""Nearest models on the map: FAISS search over the rows of Q, re-ranked exactly.
+"""Nearest models on the map: exact search at GEMM speed, FAISS on a GPU, IVF for huge maps.
 
 The squared Euclidean distance between rows of Q is ``2 N`` times the KL estimate
 (geometry.py), so nearest neighbours in Q are the models with the smallest estimated KL.
 
 - ``index="exact"`` (default): exact search with the faster backend (``exact_backend``): FAISS
   ``IndexFlatL2`` on the GPU when the installed faiss has GPU support and a GPU is present; on
-  the CPU the symmetric numpy blocks below for the all-vs-all search of a map, FAISS
-  ``IndexFlatL2`` for a subset of queries. The float32 Gram-based distances of either are only
-  used to pick candidates (k + a few); the candidates are then re-ranked with distances
-  recomputed from the rows themselves (differences summed in float64), so near-identical models
-  (fp16 vs fp32 copies of one model) come out in the right order with the right KL.
-- ``index="faiss"``: always FAISS ``IndexFlatL2`` (GPU when available).
-- ``index="numpy"``: numpy float32 matrix products; for all-vs-all only the blocks on and
-  above the diagonal are multiplied (the distance matrix is symmetric).
+  the CPU the float32 panel-GEMM search of knn_search.py for the all-vs-all search of a map
+  (symmetric tiles: half the products), FAISS ``IndexFlatL2`` for a subset of queries.
+- ``index="numpy"``: always knn_search.py (numpy + BLAS); ``index="faiss"``: always FAISS.
+- Either way the float32 distances only choose candidates, with a margin proven from float32's
+  error bound (gram_bound.py derives it; for FAISS, whose single sgemm sums N products in any
+  order, the depth is N), and the candidates are ranked by float64 distances: the lists are
+  those of a float64 brute force, near-ties included.
 - ``index="ivf-pca"``: approximate, for very large populations: PCA to ``pca_dim`` dimensions
   (trained on a sample of rows) + inverted file (IVF) with ``nlist`` cells, ``nprobe`` visited,
   ``overfetch`` x k candidates re-ranked exactly. ``measure_recall`` reports its recall
   against exact search.
 
 A model is never its own neighbour (its row is removed by index, even when another model has
-an identical row). Results carry KL estimates and delta-method standard errors computed from
-the full rows (geometry.kl_estimate_pairs).
+an identical row). ``map_neighbors`` is the one search of ``pylogmap map``: the k lists with KL
+estimates and delta-method standard errors from the same pass, and the wider lists t-SNE's
+affinities are built from.
 
 faiss is imported inside functions only (pylogmap --help stays instant).
 """
@@ -32,11 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pylogmap.mapping import geometry
 from pylogmap.errors import PylogmapError
+from pylogmap.mapping import geometry, knn_search
+from pylogmap.mapping.gram_bound import U32, margin_coefficient, row_stats
 
 INDEX_KINDS = ("exact", "faiss", "numpy", "ivf-pca")
-_GATHER_BYTES = 64 * 2**20
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,10 +81,6 @@ def _use_gpu(gpu) -> bool:
     return False
 
 
-def _as_f32(Q: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(Q, dtype=np.float32)
-
-
 # --------------------------------------------------------------------------------------------
 # Candidate generation
 # --------------------------------------------------------------------------------------------
@@ -100,84 +96,83 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def _search_in_blocks(index, X, queries, n_cand, desc, progress, block):
-    """Candidate ids of the rows `queries` of X from a FAISS index, a block of queries at a time
-    (bounded memory for the distance matrix FAISS returns, and a progress bar that moves)."""
+    """Candidate ids (and FAISS's float32 distances) of the rows `queries` of X, a block of
+    queries at a time (bounded memory, and a progress bar that moves)."""
     out = np.empty((queries.size, n_cand), dtype=np.int64)
+    dist = np.empty((queries.size, n_cand), dtype=np.float32)
     bar = _progress(queries.size, desc, progress)
     for start in range(0, queries.size, block):
         q = queries[start : start + block]
-        _, idx = index.search(X[q], n_cand)
+        d, idx = index.search(np.ascontiguousarray(X[q], dtype=np.float32), n_cand)
         out[start : start + q.size] = idx
+        dist[start : start + q.size] = d
         if bar is not None:
             bar.update(q.size)
     if bar is not None:
         bar.close()
-    return out
+    return out, dist
 
-def _flat_candidates(X32, queries, n_cand, gpu, progress, block=2048):
+
+def _flat_index(X, gpu: bool, block: int = 8192):
     faiss = _faiss()
-    index = faiss.IndexFlatL2(X32.shape[1])
+    index = faiss.IndexFlatL2(X.shape[1])
     if gpu:
         res = faiss.StandardGpuResources()
         index = faiss.index_cpu_to_gpu(res, 0, index)
-    index.add(X32)
-    return _search_in_blocks(index, X32, queries, n_cand, "neighbours (faiss)", progress, block)
+    for start in range(0, X.shape[0], block):
+        index.add(np.ascontiguousarray(X[start : start + block], dtype=np.float32))
+    return index
 
 
-def _merge_topk(best_d, best_i, dist, ids, n_cand):
-    """Merge a block of distances (rows x cols, column ids ``ids``) into running top lists."""
-    cat_d = np.concatenate([best_d, dist], axis=1)
-    cat_i = np.concatenate([best_i, np.broadcast_to(ids, dist.shape)], axis=1)
-    part = np.argpartition(cat_d, n_cand - 1, axis=1)[:, :n_cand]
-    return np.take_along_axis(cat_d, part, axis=1), np.take_along_axis(cat_i, part, axis=1)
+def _faiss_candidates(X, queries, k, n_keep, gpu, progress, block=2048):
+    """Every row that can be among the k nearest of each query, from FAISS IndexFlatL2.
 
-
-def _numpy_candidates(X32, queries, n_cand, progress, block=2048):
-    """Exact candidates with numpy float32 matrix products.
-
-    When every row is a query (the map's all-vs-all case) the distance matrix is symmetric:
-    only the blocks on and above the diagonal are multiplied (half the flops of a query-by-
-    database search such as IndexFlatL2) and each block updates the lists of both sides.
+    FAISS computes ``|x|^2 + |y|^2 - 2 x.y`` in float32 with one sgemm over the N texts and
+    float32 norms: gram_bound's bracket with summation depth N for both (``2 gamma_N + 24u``
+    per unit of squared norm), and clamps negative values to 0, which only moves them towards
+    the true value. Rows whose lower bound does not exceed the k-th smallest upper bound are
+    candidates; when the last row FAISS returned still qualifies, the query is asked again for
+    four times as many. Returns ``(cand, wide_idx, wide_sq, stats)``: candidate ids (-1 padded),
+    FAISS's ordered lists (self removed) with their float32 squared distances, and the row stats.
     """
-    K = X32.shape[0]
-    sq = np.einsum("ij,ij->i", X32, X32, dtype=np.float64).astype(np.float32)
-    n_cand = min(n_cand, K)
-    all_rows = queries.size == K and np.array_equal(queries, np.arange(K))
-    if not all_rows:
-        out = np.empty((queries.size, n_cand), dtype=np.int64)
-        for start in range(0, queries.size, block):
-            q = queries[start : start + block]
-            dist = X32[q] @ X32.T
-            dist *= -2.0
-            dist += sq[None, :]
-            dist += sq[q, None]
-            out[start : start + q.size] = np.argpartition(dist, n_cand - 1, axis=1)[:, :n_cand]
-        return out
-    best_d = np.full((K, n_cand), np.inf, dtype=np.float32)
-    best_i = np.full((K, n_cand), -1, dtype=np.int64)
-    starts = list(range(0, K, block))
-    bar = _progress(len(starts) * (len(starts) + 1) // 2, "neighbours (numpy blocks)", progress)
-    for a0 in starts:
-        a1 = min(a0 + block, K)
-        A = X32[a0:a1]
-        for b0 in starts:
-            if b0 < a0:
-                continue
-            b1 = min(b0 + block, K)
-            dist = A @ X32[b0:b1].T
-            dist *= -2.0
-            dist += sq[a0:a1, None]
-            dist += sq[None, b0:b1]
-            ids_b = np.arange(b0, b1)
-            best_d[a0:a1], best_i[a0:a1] = _merge_topk(best_d[a0:a1], best_i[a0:a1], dist, ids_b, n_cand)
-            if b0 != a0:
-                ids_a = np.arange(a0, a1)
-                best_d[b0:b1], best_i[b0:b1] = _merge_topk(best_d[b0:b1], best_i[b0:b1], dist.T, ids_a, n_cand)
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
-    return best_i
+    K, N = X.shape
+    stats = row_stats(X, 1)
+    c = margin_coefficient(N, 1) + N * U32 / (1.0 - N * U32)
+    e = c * stats.sq + 2.0 * N * stats.mean**2 + 2.0**-50 * stats.sq
+    index = _flat_index(X, gpu)
+    n = int(min(K, n_keep + 1))  # +1: the query itself comes back
+    pending = np.asarray(queries, dtype=np.int64)
+    cand = np.full((pending.size, n_keep), -1, dtype=np.int64)
+    wide_idx = np.full((pending.size, n_keep), -1, dtype=np.int64)
+    wide_sq = np.full((pending.size, n_keep), np.inf)
+    slots = np.arange(pending.size)
+    while pending.size:
+        ids, dist = _search_in_blocks(index, X, pending, n, "neighbours (faiss)", progress, block)
+        # drop the query itself (by index: an identical row of another model stays)
+        own = ids == pending[:, None]
+        order = np.argsort(own | (ids < 0), axis=1, kind="stable")
+        ids = np.take_along_axis(np.where(own, -1, ids), order, axis=1)[:, : n - 1]
+        d = np.take_along_axis(dist.astype(np.float64), order, axis=1)[:, : n - 1]
+        d[ids < 0] = np.inf
+        we = np.where(ids >= 0, e[np.maximum(ids, 0)], np.inf)
+        upper = d + e[pending][:, None] + we
+        lower = d - e[pending][:, None] - we
+        T = np.partition(upper, k - 1, axis=1)[:, k - 1]
+        take = (lower <= T[:, None]) & (ids >= 0)
+        again = take[:, -1] & (n < K)
+        done = ~again
+        if cand.shape[1] < ids.shape[1]:
+            grow = ids.shape[1] - cand.shape[1]
+            cand = np.pad(cand, ((0, 0), (0, grow)), constant_values=-1)
+            wide_idx = np.pad(wide_idx, ((0, 0), (0, grow)), constant_values=-1)
+            wide_sq = np.pad(wide_sq, ((0, 0), (0, grow)), constant_values=np.inf)
+        w = ids.shape[1]
+        cand[slots[done], :w] = np.where(take, ids, -1)[done]
+        wide_idx[slots[done], :w] = ids[done]
+        wide_sq[slots[done], :w] = d[done]
+        pending, slots = pending[again], slots[again]
+        n = int(min(K, 4 * n))
+    return cand, wide_idx, wide_sq, stats
 
 
 @dataclass
@@ -215,7 +210,7 @@ def pca_projection(X32: np.ndarray, dim: int, train_rows: np.ndarray, seed: int 
     from sklearn.utils.extmath import randomized_svd
     from threadpoolctl import threadpool_limits
 
-    S = np.asarray(X32[train_rows], dtype=np.float32)
+    S = np.ascontiguousarray(X32[train_rows], dtype=np.float32)
     mean = S.mean(axis=0, dtype=np.float64).astype(np.float32)
     S -= mean
     dim = int(min(dim, S.shape[0], S.shape[1]))
@@ -235,7 +230,7 @@ def _ivf_pca_candidates(X32, queries, n_cand, gpu, params: dict, progress, block
     dim = P.shape[1]
     Z = np.empty((K, dim), dtype=np.float32)
     for start in range(0, K, block):
-        Z[start : start + block] = (X32[start : start + block] - mean) @ P
+        Z[start : start + block] = (np.asarray(X32[start : start + block], dtype=np.float32) - mean) @ P
     quantizer = faiss.IndexFlatL2(dim)
     index = faiss.IndexIVFFlat(quantizer, dim, params["nlist"], faiss.METRIC_L2)
     if gpu:
@@ -247,56 +242,15 @@ def _ivf_pca_candidates(X32, queries, n_cand, gpu, params: dict, progress, block
     index.train(Z[ivf_rows])
     index.add(Z)
     faiss.ParameterSpace().set_index_parameter(index, "nprobe", params["nprobe"])
-    return _search_in_blocks(index, Z, queries, n_cand, "neighbours (ivf-pca)", progress, block)
-
-
-# --------------------------------------------------------------------------------------------
-# Exact re-ranking
-# --------------------------------------------------------------------------------------------
-
-
-def _rerank(Q, queries, cand, k):
-    """Exact squared distances for the candidates, computed from the rows (differences, no
-    Gram identity); drop self and invalid ids; keep the k nearest, ties broken by row index.
-
-    Differences are taken in Q's dtype and summed in float64 (geometry.kl_moments): exact to
-    the precision Q is stored in, unlike the float32 ``|x|^2 + |y|^2 - 2 x.y`` of the search.
-    """
-    K, N = Q.shape
-    nq, nc = cand.shape
-    idx_out = np.full((nq, k), -1, dtype=np.int64)
-    d_out = np.full((nq, k), np.inf, dtype=np.float64)
-    step = max(1, _GATHER_BYTES // (Q.dtype.itemsize * N * max(1, nc) * 2))
-    for start in range(0, nq, step):
-        q = queries[start : start + step]
-        c = cand[start : start + step]
-        valid = (c >= 0) & (c != q[:, None])
-        # sort candidates by id first so that the stable sort below breaks ties by index
-        c = np.where(valid, c, K)
-        order = np.argsort(c, axis=1, kind="stable")
-        c = np.take_along_axis(c, order, axis=1)
-        valid = c < K
-        safe = np.where(valid, c, 0)
-        diff = np.asarray(Q[safe.ravel()]).reshape(q.size, nc, N)
-        diff -= np.asarray(Q[q])[:, None, :]
-        m2, _ = geometry.kl_moments(diff, second_only=True)
-        dist = m2 * N
-        dist[~valid] = np.inf
-        best = np.argsort(dist, axis=1, kind="stable")[:, :k]
-        got_d = np.take_along_axis(dist, best, axis=1)
-        got_i = np.take_along_axis(safe, best, axis=1)
-        got_i[~np.isfinite(got_d)] = -1
-        idx_out[start : start + q.size, : got_i.shape[1]] = got_i
-        d_out[start : start + q.size, : got_d.shape[1]] = got_d
-    return idx_out, d_out
+    return _search_in_blocks(index, Z, queries, n_cand, "neighbours (ivf-pca)", progress, block)[0]
 
 
 def exact_backend(index: str, use_gpu: bool, all_vs_all: bool) -> str:
-    """Which exact search runs: ``"faiss"`` (IndexFlatL2, CPU or GPU) or ``"numpy"``.
+    """Which exact search runs: ``"faiss"`` (IndexFlatL2, CPU or GPU) or ``"numpy"`` (knn_search).
 
-    ``index="exact"`` picks the faster one: FAISS on a GPU; on the CPU, the symmetric numpy
-    blocks for the all-vs-all search of a map (half the products; 21 vs 33 CPU-seconds for
-    10,000 x 10,000 in benchmarks/bench_map.py) and FAISS for a subset of queries.
+    ``index="exact"`` picks the faster one: FAISS on a GPU; on the CPU, knn_search's symmetric
+    tiles for the all-vs-all search of a map (half the products of a query-by-database search)
+    and FAISS for a subset of queries.
     """
     if index == "faiss":
         return "faiss"
@@ -307,8 +261,88 @@ def exact_backend(index: str, use_gpu: bool, all_vs_all: bool) -> str:
     return "numpy"
 
 
+def _checked(Q, k: int, queries, index: str):
+    if index not in INDEX_KINDS:
+        raise PylogmapError(f"unknown index {index!r}; choose one of {', '.join(INDEX_KINDS)}.")
+    if not hasattr(Q, "shape"):
+        Q = np.asarray(Q)
+    if len(Q.shape) != 2:
+        raise PylogmapError(f"Q must be 2-D [models, texts]; got shape {Q.shape}.")
+    K = Q.shape[0]
+    k = int(k)
+    if k < 1:
+        raise PylogmapError(f"k must be at least 1; got {k}.")
+    if K < 2:
+        raise PylogmapError("a map needs at least 2 models to have neighbours.")
+    if k > K - 1:
+        raise PylogmapError(f"k={k} but the map has only {K - 1} other models; use -k {K - 1} or less.")
+    queries = np.arange(K, dtype=np.int64) if queries is None else np.asarray(queries, dtype=np.int64).ravel()
+    if queries.size and (queries.min() < 0 or queries.max() >= K):
+        raise PylogmapError(f"query row out of range for a map of {K} models.")
+    return Q, k, queries
+
+
+@dataclass
+class SearchResult:
+    """One neighbour search: the k lists (exact), optional fourth moments and wide lists."""
+
+    idx: np.ndarray
+    sqdist: np.ndarray
+    m4: np.ndarray | None
+    wide_idx: np.ndarray | None
+    wide_sqdist: np.ndarray | None
+    backend: str
+    mean_candidates: float
+
+
+def search(Q, k: int, *, index: str = "exact", gpu="auto", queries=None, approx: ApproxParams | None = None,
+           extra: int = 4, n_wide: int = 0, moments: bool = False, progress: bool = False) -> SearchResult:
+    """The search behind nearest_neighbors and map_neighbors (see the module docstring).
+
+    Q may be an ndarray or an out-of-core rowstore.DiskRows. ``n_wide``: also the n_wide nearest
+    by float32 distances (t-SNE affinities); ``moments``: also m4 of the k lists (SE of the KL).
+    """
+    Q, k, queries = _checked(Q, k, queries, index)
+    K, N = Q.shape
+    n_wide = int(min(n_wide, K - 1))
+    use_gpu = _use_gpu(gpu) if index != "numpy" else False
+    bar = _progress(0, "neighbours", progress) if progress else None
+
+    def tick(done, total):
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        if index == "ivf-pca":
+            k_all = max(k, n_wide)
+            params = (approx or ApproxParams()).resolved(K, N)
+            n_cand = min(K, max(k_all + 1 + extra, params["overfetch"] * (k_all + 1)))
+            cand = _ivf_pca_candidates(Q, queries, n_cand, use_gpu, params, progress)
+            res = knn_search.rank_candidates(Q, queries, cand, k_all, moments=moments)
+            wide = (res.idx, res.sqdist) if n_wide else (None, None)
+            m4 = res.m4[:, :k] if res.m4 is not None else None
+            return SearchResult(res.idx[:, :k], res.sqdist[:, :k], m4, *wide, backend="ivf-pca",
+                                mean_candidates=float(n_cand))
+        backend = exact_backend(index, use_gpu, queries.size == K)
+        if backend == "faiss":
+            n_keep = max(k + knn_search.MIN_EXTRA, 2 * k, n_wide, k + extra)
+            cand, wide_idx, wide_sq, stats = _faiss_candidates(Q, queries, k, n_keep, use_gpu, progress)
+            res = knn_search.rank_candidates(Q, queries, cand, k, moments=moments, stats=stats)
+            wide = (wide_idx[:, :n_wide], wide_sq[:, :n_wide]) if n_wide else (None, None)
+            return SearchResult(res.idx, res.sqdist, res.m4, *wide, backend="faiss-gpu" if use_gpu else "faiss",
+                                mean_candidates=float(res.n_candidates.mean()))
+        res = knn_search.search(Q, k, queries=None if queries.size == K and np.array_equal(queries, np.arange(K))
+                                else queries, n_wide=n_wide, moments=moments, progress=tick)
+        return SearchResult(res.idx, res.sqdist, res.m4, res.wide_idx, res.wide_sqdist, backend="numpy",
+                            mean_candidates=float(res.n_candidates.mean()))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def nearest_neighbors(
-    Q: np.ndarray,
+    Q,
     k: int,
     *,
     index: str = "exact",
@@ -321,43 +355,13 @@ def nearest_neighbors(
     """The k nearest rows of every query row of Q (all rows by default), self excluded.
 
     Returns ``(idx, sqdist)``: int64 ``[n_queries, k]`` row indices of Q and float64
-    ``[n_queries, k]`` squared distances ``||q_i - q_j||^2 = 2 N KL_ij`` recomputed exactly
-    from the rows, ascending (ties broken by row index). ``extra`` additional candidates are
-    fetched before the exact re-ranking.
+    ``[n_queries, k]`` squared distances ``||q_i - q_j||^2 = 2 N KL_ij`` (row means removed, as
+    in the KL estimate) in float64, ascending, ties broken by row index. ``extra``: at least this
+    many candidates beyond k for the approximate index (the exact ones take every candidate the
+    float32 error bound cannot rule out).
     """
-    if index not in INDEX_KINDS:
-        raise PylogmapError(f"unknown index {index!r}; choose one of {', '.join(INDEX_KINDS)}.")
-    Q = np.asarray(Q)
-    if Q.ndim != 2:
-        raise PylogmapError(f"Q must be 2-D [models, texts]; got shape {Q.shape}.")
-    K, N = Q.shape
-    k = int(k)
-    if k < 1:
-        raise PylogmapError(f"k must be at least 1; got {k}.")
-    if K < 2:
-        raise PylogmapError("a map needs at least 2 models to have neighbours.")
-    if k > K - 1:
-        raise PylogmapError(f"k={k} but the map has only {K - 1} other models; use -k {K - 1} or less.")
-    if not np.isfinite(Q).all():
-        raise PylogmapError("Q contains NaN or infinite entries; build it from the finished rows only.")
-    queries = np.arange(K, dtype=np.int64) if queries is None else np.asarray(queries, dtype=np.int64).ravel()
-    if queries.size and (queries.min() < 0 or queries.max() >= K):
-        raise PylogmapError(f"query row out of range for a map of {K} models.")
-    use_gpu = _use_gpu(gpu) if index != "numpy" else False
-    X32 = _as_f32(Q)
-    if index == "ivf-pca":
-        params = (approx or ApproxParams()).resolved(K, N)
-        n_cand = min(K, max(k + 1 + extra, params["overfetch"] * (k + 1)))
-        cand = _ivf_pca_candidates(X32, queries, n_cand, use_gpu, params, progress)
-    else:
-        n_cand = min(K, k + 1 + extra)
-        backend = exact_backend(index, use_gpu, queries.size == K)
-        if backend == "faiss":
-            cand = _flat_candidates(X32, queries, n_cand, use_gpu, progress)
-        else:
-            cand = _numpy_candidates(X32, queries, n_cand, progress)
-    del X32
-    return _rerank(Q, queries, cand, k)
+    res = search(Q, k, index=index, gpu=gpu, queries=queries, approx=approx, extra=extra, progress=progress)
+    return res.idx, res.sqdist
 
 
 def brute_force_neighbors(Q: np.ndarray, k: int, queries=None):
@@ -449,3 +453,32 @@ def neighbors_of(Q: np.ndarray, row: int, k: int, mean_bytes: float = float("nan
         raise PylogmapError(f"k={k} but the map has only {K - 1} other models; use -k {K - 1} or less.")
     idx, _ = brute_force_neighbors(Q, k, [row])
     return with_kl(Q, [row], idx, mean_bytes)
+
+
+@dataclass
+class MapNeighbors:
+    """The one neighbour search of a map: the k lists with KL and SE, and the wide lists."""
+
+    table: NeighborTable
+    sqdist: np.ndarray
+    wide_idx: np.ndarray | None
+    wide_sqdist: np.ndarray | None
+    backend: str
+    mean_candidates: float
+
+
+def map_neighbors(Q, k: int, *, index: str = "exact", gpu="auto", n_wide: int = 0,
+                  mean_bytes: float = float("nan"), approx: ApproxParams | None = None,
+                  progress: bool = False) -> MapNeighbors:
+    """Every model's k nearest with KL estimates and delta-method SEs, computed in the pass that
+    ranks the candidates (no second pass over the rows), plus the ``n_wide`` nearest for t-SNE."""
+    res = search(Q, k, index=index, gpu=gpu, approx=approx, n_wide=n_wide, moments=True, progress=progress)
+    N = Q.shape[1]
+    m2 = res.sqdist / N
+    kl, se = geometry.kl_from_moments(m2, res.m4, N)
+    valid = res.idx >= 0
+    table = NeighborTable(queries=np.arange(Q.shape[0], dtype=np.int64), idx=res.idx,
+                          kl_nats=np.where(valid, kl, np.nan), se_nats=np.where(valid, se, np.nan),
+                          mean_bytes=mean_bytes)
+    return MapNeighbors(table=table, sqdist=res.sqdist, wide_idx=res.wide_idx, wide_sqdist=res.wide_sqdist,
+                        backend=res.backend, mean_candidates=res.mean_candidates)
