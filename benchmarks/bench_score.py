@@ -219,7 +219,9 @@ def worker(method, source, dtype, device, ids, args, queue):
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
         flops = forward_flops(model, [len(t) for t in ids])
-        queue.put({"seconds": seconds, "peak": mem.peak, "loglik": loglik, "flops": flops})
+        # ours: which head path the scorer took (a model-logits fallback is far slower)
+        head = f"{target.info.head_path} {target.info.head_note}".strip() if method == "ours" else ""
+        queue.put({"seconds": seconds, "peak": mem.peak, "loglik": loglik, "flops": flops, "head": head})
     except BaseException as err:  # noqa: BLE001 - reported to the parent, which goes on
         traceback.print_exc()
         queue.put({"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"})
@@ -390,7 +392,8 @@ def run_case(case, methods, args, opts) -> list[dict]:
                 results.setdefault(method, got)
                 continue
             ntok = sum(len(t) - 1 for t in subset[method])
-            print(f"{case['name']}: {method}: {ntok / got['seconds']:,.0f} tokens/s ({got['seconds']:.2f} s)",
+            head = f", head: {got['head']}" if got["head"] else ""
+            print(f"{case['name']}: {method}: {ntok / got['seconds']:,.0f} tokens/s ({got['seconds']:.2f} s{head})",
                   file=sys.stderr, flush=True)
             if method not in results or "error" in results[method] or got["seconds"] < results[method]["seconds"]:
                 results[method] = got
@@ -414,6 +417,7 @@ def run_case(case, methods, args, opts) -> list[dict]:
             "peak_bytes": r["peak"],
             "logits_bytes": logits_bytes(method, subset[method], case["vocab"], case["d"], opts, case["dtype"]),
             "max_dl": diff,
+            "head": r["head"],
         })
     return rows
 

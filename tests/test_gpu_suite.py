@@ -127,7 +127,8 @@ def test_bench_score_methods_agree_in_process():
         q = queue.Queue()
         bench_score.worker(method, ("config", cfg), "fp32", "cpu", ids, opts, q)
         got[method] = q.get_nowait()
-        assert set(got[method]) == {"seconds", "peak", "loglik", "flops"}, got[method]
+        assert set(got[method]) == {"seconds", "peak", "loglik", "flops", "head"}, got[method]
+    assert got["ours"]["head"] == "fused" and got["hf"]["head"] == ""
     for method in ("hf", "reference"):
         np.testing.assert_allclose(got[method]["loglik"], got["ours"]["loglik"], atol=1e-3)
     assert got["ours"]["flops"] == got["hf"]["flops"]
