@@ -29,7 +29,9 @@ def _gpu_unavailable_reason() -> str | None:
 
 
 def pytest_collection_modifyitems(config, items):
-    gpu_items = [item for item in items if "gpu" in item.keywords]
+    # the marker itself, not `"gpu" in item.keywords`: keywords also hold the names of the folders
+    # above the test (a checkout in a folder named gpu would skip every test)
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
     if not gpu_items:
         return
     reason = _gpu_unavailable_reason()

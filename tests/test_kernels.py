@@ -20,6 +20,8 @@ from _kernel_helpers import assert_close_rows, make_logits, make_targets, refere
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 DT_IDS = ["fp32", "bf16", "fp16"]
+# The edge-case tests run on the CPU kernel and, where a GPU is present, on the CUDA kernel.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 needs_core = pytest.mark.skipif(
     not kernels.native_status()["core_loaded"],
@@ -54,8 +56,9 @@ def test_matches_float64_reference(dtype, n, v):
 
 
 @needs_core
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
-def test_extreme_logits(dtype):
+def test_extreme_logits(dtype, device):
     """+-1e4 (fp16: +-6e4 is its range, 1e4 is fine), a row maximum in the ragged tail."""
     n, v = 6, 5003
     g = torch.Generator().manual_seed(3)
@@ -67,17 +70,18 @@ def test_extreme_logits(dtype):
     x[3, 0] = 1e4  # maximum at the very start
     x[4, :] = 1e4  # flat row: logp = -log V exactly
     x[5, 2048] = 9e3  # maximum at a chunk boundary
-    logits = x.to(dtype)
-    targets = torch.tensor([17, v - 1, 4, 0, 11, 2048])
+    logits = x.to(dtype).to(device)
+    targets = torch.tensor([17, v - 1, 4, 0, 11, 2048], device=device)
     lp, ent = check(logits, targets, what=f"extremes {dtype}")
     assert abs(float(lp[4]) + math.log(v)) < 1e-5  # flat row
-    targets2 = torch.tensor([3, 5, 5, 1, 0, 3])  # targets far below the maximum
+    targets2 = torch.tensor([3, 5, 5, 1, 0, 3], device=device)  # targets far below the maximum
     check(logits, targets2, what=f"extremes, low targets {dtype}")
 
 
 @needs_core
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
-def test_masked_entries(dtype):
+def test_masked_entries(dtype, device):
     """-inf and huge negative logits (attention-style masks on the vocabulary) contribute zero."""
     n, v = 5, 3001
     x = make_logits(n, v, torch.float32, seed=5)
@@ -87,12 +91,12 @@ def test_masked_entries(dtype):
     x[2, ::3] = -math.inf
     x[3, :-1] = -math.inf  # a single allowed token, at the very end: logp 0, entropy 0
     x[4, :2048] = -math.inf  # the whole first chunk masked (running max stays -inf for a while)
-    logits = x.to(dtype)
-    targets = torch.tensor([5, 2950, 1, v - 1, 2500])
+    logits = x.to(dtype).to(device)
+    targets = torch.tensor([5, 2950, 1, v - 1, 2500], device=device)
     lp, ent = check(logits, targets, what=f"masked {dtype}")
     assert float(lp[3]) == 0.0 and abs(float(ent[3])) < 1e-6
     # a target on a masked entry has probability 0: logp = -inf, not NaN, not a finite number
-    lp = kernels.token_logprobs(logits, torch.tensor([200, 0, 3, 0, 0]))
+    lp = kernels.token_logprobs(logits, torch.tensor([200, 0, 3, 0, 0], device=device))
     assert lp[0] == -math.inf and lp[2] == -math.inf and lp[3] == -math.inf and lp[4] == -math.inf
 
 
@@ -112,59 +116,64 @@ def test_strided_rows(dtype, offset):
 
 
 @needs_core
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 @pytest.mark.parametrize(
     "softcap,scale", [(30.0, None), (None, 0.5), (None, -1.3), (30.0, 2.0), (5.0, 0.125)]
 )
-def test_softcap_and_scale(dtype, softcap, scale):
+def test_softcap_and_scale(dtype, softcap, scale, device):
     n, v = 7, 32011
-    logits = make_logits(n, v, dtype, seed=2, spread=20.0)  # large enough for the cap to bite
-    targets = make_targets(n, v)
+    logits = make_logits(n, v, dtype, seed=2, spread=20.0).to(device)  # large enough for the cap to bite
+    targets = make_targets(n, v).to(device)
     check(logits, targets, softcap=softcap, scale=scale, what=f"softcap={softcap} scale={scale}")
 
 
 @needs_core
-def test_softcap_saturates_with_extremes():
+@pytest.mark.parametrize("device", DEVICES)
+def test_softcap_saturates_with_extremes(device):
     """tanh saturates: +-1e4 and -inf logits become +-softcap exactly as in float64."""
-    x = torch.tensor([[1e4, -1e4, 0.0, -math.inf, 1.0], [-math.inf, -math.inf, 3.0, 1e4, 2.0]])
-    t = torch.tensor([0, 3])
+    x = torch.tensor([[1e4, -1e4, 0.0, -math.inf, 1.0], [-math.inf, -math.inf, 3.0, 1e4, 2.0]], device=device)
+    t = torch.tensor([0, 3], device=device)
     check(x, t, softcap=30.0, what="softcap saturation")
 
 
 @needs_core
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
-def test_small_n(dtype):
-    empty = torch.empty(0, 11, dtype=dtype)
-    t0 = torch.empty(0, dtype=torch.int64)
+def test_small_n(dtype, device):
+    empty = torch.empty(0, 11, dtype=dtype, device=device)
+    t0 = torch.empty(0, dtype=torch.int64, device=device)
     lp = kernels.token_logprobs(empty, t0)
     assert lp.shape == (0,) and lp.dtype == torch.float32
     lp, ent = kernels.token_logprobs(empty, t0, entropy=True)
     assert lp.shape == (0,) and ent.shape == (0,)
-    one = make_logits(1, 50257, dtype)
-    check(one, torch.tensor([123]), what="N=1")
+    one = make_logits(1, 50257, dtype).to(device)
+    check(one, torch.tensor([123], device=device), what="N=1")
     # N = 1 with an arbitrary row stride (torch allows any stride for a size-1 dimension)
-    odd = torch.as_strided(make_logits(1, 200, dtype), (1, 100), (7, 1))
-    check(odd, torch.tensor([99]), what="N=1 odd stride")
-    check(make_logits(4, 1, dtype), torch.zeros(4, dtype=torch.int64), what="V=1")
+    odd = torch.as_strided(make_logits(1, 200, dtype).to(device), (1, 100), (7, 1))
+    check(odd, torch.tensor([99], device=device), what="N=1 odd stride")
+    check(make_logits(4, 1, dtype).to(device), torch.zeros(4, dtype=torch.int64, device=device), what="V=1")
 
 
 @needs_core
-def test_int32_targets_and_every_target():
+@pytest.mark.parametrize("device", DEVICES)
+def test_int32_targets_and_every_target(device):
     v = 37
-    logits = make_logits(v, v, torch.float32, seed=9)
-    targets = torch.arange(v, dtype=torch.int32)  # every id, each on its own row
+    logits = make_logits(v, v, torch.float32, seed=9).to(device)
+    targets = torch.arange(v, dtype=torch.int32, device=device)  # every id, each on its own row
     check(logits, targets, what="int32 targets")
     lp32 = kernels.token_logprobs(logits, targets)
     lp64 = kernels.token_logprobs(logits, targets.long())
     assert torch.equal(lp32, lp64)
     # targets given as a strided view
-    t_strided = torch.arange(2 * v, dtype=torch.int64)[::2] % v
+    t_strided = torch.arange(2 * v, dtype=torch.int64, device=device)[::2] % v
     check(logits, t_strided, what="strided targets")
 
 
 @needs_core
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
-def test_nan_logits_give_nan(dtype):
+def test_nan_logits_give_nan(dtype, device):
     """A NaN anywhere in a row makes that row's results NaN, wherever the NaN is; other rows are
     unaffected."""
     n, v = 4, 5000
@@ -172,8 +181,8 @@ def test_nan_logits_give_nan(dtype):
     x[0, 10] = math.nan
     x[1, :2048] = math.nan  # a whole chunk of NaN before any finite value
     x[2, -1] = math.nan  # in the tail
-    logits = x.to(dtype)
-    lp, ent = kernels.token_logprobs(logits, torch.tensor([3, 3000, 3, 3]), entropy=True)
+    logits = x.to(dtype).to(device)
+    lp, ent = kernels.token_logprobs(logits, torch.tensor([3, 3000, 3, 3], device=device), entropy=True)
     assert torch.isnan(lp[:3]).all() and torch.isnan(ent[:3]).all()
     assert torch.isfinite(lp[3]) and torch.isfinite(ent[3])
 
