@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pylogmap.errors import TextSetError
+from pylogmap.files import atomic_open
 
 _HASH_DOMAIN = b"pylogmap-texts-v1\n"
 
@@ -101,19 +102,14 @@ class TextSet:
 
     def to_jsonl(self, path: str | os.PathLike) -> None:
         """Write the published format: one object per line with `index`, `text`, `pile_set_name`
-        (the source) and the metadata fields. Written to a temporary file and renamed, so an
-        interrupted write never leaves a half file under `path`."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        (the source) and the metadata fields. Written atomically (`pylogmap.files.atomic_open`):
+        an interrupted or failed write never leaves a half file, or a temporary one, behind."""
+        with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
             for i, (text, source, meta) in enumerate(zip(self.texts, self.sources, self.meta)):
                 record = {"index": i, "text": text, "pile_set_name": source}
                 record.update({k: v for k, v in meta.items() if k not in record})
                 f.write(json.dumps(record, ensure_ascii=False))
                 f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
 
     def summary(self) -> dict[str, Any]:
         """Count, hash, byte statistics and texts per source (for `pylogmap texts info`)."""
