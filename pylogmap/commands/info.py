@@ -12,6 +12,7 @@ import argparse
 import numpy as np
 
 from pylogmap.commands.texts import format_text_set
+from pylogmap.numbers import format_value
 from pylogmap.store import open_map
 
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {'label':<{width}}  {'status':<6}  {'dtype':<8}  {'params':>9}  {'mean loglik':>11}")
             for j, i in enumerate(rows):
                 finite = np.isfinite(L[j])
-                mean = f"{L[j][finite].mean():11.2f}" if finite.any() else f"{'-':>11}"
+                mean = f"{format_value(L[j][finite].mean(), 6):>11}" if finite.any() else f"{'-':>11}"
                 params = _params(int(table["n_params"][i]))
                 print(f"  {labels[i]:<{width}}  {status[i]:<6}  {table['dtype'][i]:<8}  {params:>9}  {mean}")
             if len(rows) < m:
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         if derived or attrs:
             print("map")
             for k, v in attrs.items():
-                print(f"  @{k} = {v}")
+                print(f"  @{k} = {format_value(v, 6, trim=True) if isinstance(v, float) else v}")
             for name in derived:
                 arr, _ = mf.read_derived(name)
                 print(f"  {name}  {arr.dtype} {list(arr.shape)}")
@@ -75,5 +76,5 @@ def _params(n: int) -> str:
         return "-"
     for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
-            return f"{n / scale:.3g}{unit}"
+            return f"{format_value(n / scale, 3, trim=True)}{unit}"
     return str(n)

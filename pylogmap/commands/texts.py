@@ -20,6 +20,15 @@ doc_idx, chunk_idx.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import h5py
+
+from pylogmap.errors import TextSetError
+from pylogmap.files import check_target
+from pylogmap.numbers import format_value
+from pylogmap.store import open_map
+from pylogmap.texts import iter_corpus, load_texts, make_texts
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,14 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _make(args) -> int:
-    from pathlib import Path
-
-    from pylogmap.errors import TextSetError
-    from pylogmap.texts import iter_corpus, make_texts
-
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        raise TextSetError(f"{out} already exists; pass --force to overwrite it or choose another -o.")
+    out = check_target(args.output, force=args.force)  # before reading the corpus
     corpus = Path(args.corpus)
     if not corpus.exists():
         raise TextSetError(f"corpus {str(corpus)!r} does not exist.")
@@ -73,21 +75,13 @@ def _make(args) -> int:
     r = ts.recipe or {}
     print(f"wrote {len(ts)} texts to {out} ({r.get('n_documents')} documents, {r.get('n_chunks')} chunks "
           f"longer than {args.min_bytes} bytes)")
-    print(f"hash {ts.hash}, mean {ts.mean_bytes:.1f} bytes per text")
+    print(f"hash {ts.hash}, mean {format_value(ts.mean_bytes)} bytes per text")
     return 0
 
 
 def _info(args) -> int:
-    from pathlib import Path
-
-    import h5py
-
-    from pylogmap.texts import load_texts
-
     path = Path(args.file)
     if path.is_file() and h5py.is_hdf5(path):
-        from pylogmap.store import open_map
-
         with open_map(path) as mf:
             ts = mf.texts()
     else:
@@ -104,8 +98,8 @@ def format_text_set(ts, where: str = "", max_sources: int = 15) -> str:
     lines.append(f"  hash    {s['hash']}")
     b = s["bytes"]
     if b:
-        lines.append(f"  bytes   mean {b['mean']:.1f}, median {b['median']:.0f}, min {b['min']}, max {b['max']}, "
-                     f"total {b['total']}")
+        lines.append(f"  bytes   mean {format_value(b['mean'])}, median {format_value(b['median'], trim=True)}, "
+                     f"min {b['min']}, max {b['max']}, total {b['total']}")
     if s["recipe"]:
         lines.append("  recipe  " + ", ".join(f"{k}={v}" for k, v in s["recipe"].items()))
     sources = list(s["sources"].items())
