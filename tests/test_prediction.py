@@ -94,7 +94,7 @@ def test_ridge_cv_predict_equals_sklearn_ridgecv_on_wide_features():
     Y = np.stack([50 + Q @ _in_row_space(Q, rng, 5.0) + rng.normal(size=45) * 3,
                   -20 + Q @ _in_row_space(Q, rng, 0.5) + rng.normal(size=45) * 0.3], axis=1)
     folds = P.outer_folds(45, groups=groups, seed=1)
-    grids = [P.DEFAULT_ALPHAS, P.LOGLIK_ALPHAS]
+    grids = [tuple(10.0**k for k in range(1, 10)), tuple(10.0**k for k in range(-4, 5))]  # the paper's two grids
     pred, chosen = P.ridge_cv_predict(Q, Y, folds, alphas=grids, clip=None)
     for j in range(2):
         for f in range(5):
@@ -193,8 +193,10 @@ def test_read_scores_csv_parses_ids_missing_and_categorical(tmp_path):
 
 def test_non_numeric_column_and_bad_tables_are_clear_errors(tmp_path):
     p = _write_csv(tmp_path / "s.csv", ["model", "ARC", "notes"], [["a", "50", "good"], ["b", "60", "bad"]])
-    with pytest.raises(PylogmapError, match=r"column 'notes' has the non-numeric value 'good'"):
-        P.read_scores_csv(p)
+    with pytest.raises(PylogmapError, match=r"line 2: column 'notes' has the non-numeric value 'good'"):
+        P.read_scores_csv(p, targets=["ARC", "notes"])
+    ids, cols = P.read_scores_csv(p)  # not a target: kept as text, for predict_map to set aside
+    assert cols["notes"].tolist() == ["good", "bad"] and cols["ARC"].tolist() == [50.0, 60.0]
     with pytest.raises(PylogmapError, match="does not exist"):
         P.read_scores_csv(tmp_path / "missing.csv")
     q = _write_csv(tmp_path / "d.csv", ["model", "ARC"], [["a", "1"], ["a", "2"]])
