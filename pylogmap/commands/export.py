@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from pylogmap.errors import PylogmapError
+from pylogmap.files import check_target
 from pylogmap.io import exchange
 
 
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ext = Path(args.output).suffix.lower()
+    ext = check_target(args.output).suffix.lower()  # a bad output path fails before anything is read
     if ext in exchange.MAP_FORMATS:
         info = exchange.export_map(args.file, args.output)
     elif ext in exchange.MATRIX_FORMATS:

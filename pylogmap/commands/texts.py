@@ -20,6 +20,7 @@ doc_idx, chunk_idx.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import h5py
@@ -69,7 +70,7 @@ def _make(args) -> int:
     ts = make_texts(
         lambda: iter_corpus(corpus, max_documents=args.max_documents),
         max_bytes=args.max_bytes, min_bytes=args.min_bytes, sample_size=args.sample_size,
-        pool_size=args.pool_size or None, seed=args.seed, name=out.stem, progress=True,
+        pool_size=args.pool_size or None, seed=args.seed, name=out.stem, progress=sys.stderr.isatty(),
     )
     ts.to_jsonl(out)
     r = ts.recipe or {}

@@ -28,20 +28,23 @@ from pylogmap.errors import PylogmapError, os_error_message
 
 
 def check_target(target: str | os.PathLike, *, force: bool = True, flag: str = "--force") -> Path:
-    """`target` as a Path once it is known that a file can be written there: its folder exists,
-    it is not a folder itself, and (unless `force`) it does not exist yet (`flag` is the option
-    that allows replacing it, named in the message)."""
+    """`target` as a Path once it is known that a file can be written there: its folder exists
+    and takes new files (a probe file is made and removed), it is not a folder itself, and
+    (unless `force`) it does not exist yet (`flag` is the option that allows replacing it, named
+    in the message). Call it before long work, so that a bad output path fails first."""
     target = Path(target)
     parent = target.parent
     if target.is_dir():
-        example = target / ("out" + target.suffix)
-        raise PylogmapError(f"{str(target)!r} is a folder; give a file name (for example {str(example)!r}).")
+        raise PylogmapError(f"{str(target)!r} is a folder; give the name of a file to write (in it, for example).")
     if not parent.is_dir():
         if parent.exists():
             raise PylogmapError(f"{str(parent)!r} is a file, not a folder; check the path of {str(target)!r}.")
         raise PylogmapError(f"folder {str(parent)!r} does not exist; create it first or choose another output path.")
     if target.exists() and not force:
         raise PylogmapError(f"{str(target)!r} already exists; pass {flag} to replace it, or choose another output path.")
+    probe = _temporary_name(target)  # can a file be made there at all (read-only, /proc)?
+    _create(probe, target)
+    probe.unlink()
     return target
 
 

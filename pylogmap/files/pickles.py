@@ -14,11 +14,11 @@ from __future__ import annotations
 import collections
 import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 
 from pylogmap.errors import PylogmapError
+from pylogmap.files.paths import require_file
 
 # numpy's pickling helpers, taken from numpy itself so that both spellings of their module
 # (numpy.core before numpy 2, numpy._core since) resolve to this numpy's functions.
@@ -62,9 +62,7 @@ def load_data_pickle(path: str | os.PathLike):
     Raises `PylogmapError` for a missing file, a file that names anything outside `ALLOWED`, and a
     file that is not a (complete) pickle.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise PylogmapError(f"pickle {str(path)!r} does not exist.")
+    path = require_file(path, "pickle")
     with open(path, "rb") as f:
         try:
             return _DataUnpickler(f, path.name).load()

@@ -36,7 +36,7 @@ import numpy as np
 
 from pylogmap import mapping
 from pylogmap.errors import PylogmapError
-from pylogmap.files import atomic_open, atomic_write, check_target, iter_lines, load_data_pickle
+from pylogmap.files import atomic_open, atomic_write, check_target, iter_lines, load_data_pickle, require_file
 from pylogmap.mapping import geometry
 from pylogmap.store import MapFile, RowKey, open_map
 from pylogmap.texts import load_texts
@@ -117,10 +117,10 @@ def _cell(v):
 
 
 def _check_output(out, formats: tuple[str, ...], what: str) -> Path:
-    out = Path(out)
+    out = check_target(out)
     if out.suffix.lower() not in formats:
         raise PylogmapError(f"cannot export {what} to {out.name!r}; use a {' or '.join(formats)} file name.")
-    return check_target(out)
+    return out
 
 
 def export_map(path, out, *, require_map: bool = True) -> dict:
@@ -193,7 +193,8 @@ def export_matrix(path, out, *, what: str = "loglik") -> dict:
             with atomic_write(out, models_path, texts_path) as (tmp_matrix, tmp_models, tmp_texts):
                 np.save(tmp_matrix, X)
                 tmp_models.write_text("\n".join(_key_lines(mf)) + "\n", encoding="utf-8")
-                texts.to_jsonl(tmp_texts)
+                with open(tmp_texts, "w", encoding="utf-8", newline="\n") as f:
+                    texts.write_jsonl(f)
             written = [str(out), str(models_path), str(texts_path)]
         else:
             _write_h5ad(mf, X, texts, out, what)
@@ -245,9 +246,7 @@ def _write_h5ad(mf, X, texts, out: Path, what: str) -> None:
 
 def read_model_keys(path) -> list[RowKey]:
     """Row keys from a names file: one per line, ``name`` or ``name<TAB>revision<TAB>layer``."""
-    path = Path(path)
-    if not path.is_file():
-        raise PylogmapError(f"models file {str(path)!r} does not exist; give a text file with one model name per line.")
+    path = require_file(path, "models file", "give a text file with one model name per line")
     keys = []
     for lineno, line in iter_lines(path):
         if not line.strip():
@@ -329,17 +328,28 @@ def import_matrix(matrix_path, models_path, texts_path, out, *, force: bool = Fa
     """Build a map file from an ``.npy`` matrix, a names file and a texts file (``force``:
     replace an existing ``out``)."""
     out = check_target(out, force=force)
-    matrix_path = Path(matrix_path)
-    if not matrix_path.is_file():
-        raise PylogmapError(f"matrix file {str(matrix_path)!r} does not exist.")
-    try:
-        L = np.load(matrix_path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, EOFError, OSError) as err:
-        raise PylogmapError(f"{matrix_path.name} is not a plain .npy array ({err}); save it with numpy.save.") from None
+    matrix_path = require_file(matrix_path, "matrix file", "give an .npy file written by numpy.save")
+    L = _load_npy(matrix_path)
     keys = read_model_keys(models_path)
     texts = _load_texts(texts_path)
     L = _check_matrix(L, len(keys), texts, matrix_path.name)
     return _create(out, texts, keys, L, matrix_path, force)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """The array of an .npy file, memory-mapped; never an object array (that would unpickle)."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise PylogmapError(f"{path.name} is not an .npy file (it lacks the .npy header); save the matrix with numpy.save.")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as err:
+        if "pickle" in str(err) or "object" in str(err).lower():
+            raise PylogmapError(f"{path.name} holds Python objects, not numbers; save a float matrix with numpy.save.") from None
+        raise PylogmapError(f"{path.name} is a damaged or truncated .npy file ({err}); save it again with numpy.save.") from None
+    except (EOFError, OSError) as err:
+        raise PylogmapError(f"{path.name} is a damaged or truncated .npy file ({err}); save it again with numpy.save.") from None
 
 
 def load_published_pickle(pkl_path) -> tuple[list[str], np.ndarray]:
