@@ -296,3 +296,27 @@ def test_a_good_run_of_each_output_leaves_only_its_files(good, tmp_path, capsys)
         assert rc == 0, argv
     hidden = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert hidden == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["texts", "make", "{corpus}", "-o", "{out}/t.jsonl", "--max-documents", "-1"], "--max-documents must be at least 1"),
+    (["texts", "make", "{corpus}", "-o", "{out}/t.jsonl", "--max-bytes", "0"], "need 0 <= --min-bytes < --max-bytes"),
+    (["texts", "make", "{corpus}", "-o", "{out}/t.jsonl", "--sample-size", "0"], "--sample-size must be at least 1"),
+    (["texts", "make", "{corpus}", "-o", "{out}/t.jsonl", "--pool-size", "-3"], "--pool-size must be 0 (all chunks)"),
+    (["info", "{map}", "--limit", "-1"], "--limit must be 0 or more"),
+    (["resample", "{map}", "--methods", ",", "--seeds", "2"], "--methods names no method"),
+    (["resample", "{map}", "--sizes", "1000000000000", "--seeds", "1"], "draws per text"),
+    (["predict", "{map}", "{csv}", "--targets", ",", "--no-write"], "--targets names no column"),
+    (["score", "--texts", "{texts}", "--models", "@{garbage}", "-o", "{out}/s.h5"], "not valid UTF-8"),
+])
+def test_bad_option_values_are_one_line(argv, message, good, broken, tmp_path, capsys):
+    filled = [a.format(corpus=good["corpus"], out=tmp_path, map=good["map"], csv=good["csv"], texts=good["texts"],
+                       garbage=broken["garbage.txt"]) for a in argv]
+    _, err = _check(filled, capsys, [good["dir"], tmp_path])
+    assert message in err
+
+
+def test_info_with_limit_zero_lists_no_rows(good, capsys):
+    assert main(["info", str(good["map"]), "--limit", "0"]) == 0
+    out = capsys.readouterr().out
+    assert f"... {N_MODELS} more (use --all)" in out and "mean loglik" not in out

@@ -65,7 +65,7 @@ def leakage_map(data, model: str, *, k: int = 10, top: int = 20, texts=None) -> 
     """Leakage hints for one model of a map (`_mapdata.MapData`): its `top` texts by z and the
     per-source summary. `texts` (a TextSet) adds sources and a preview of each text."""
     used = require_used(data, 3, "leakage hints")
-    hits = [i for i in used if data.labels[i] == model or data.names[i] == model]
+    hits = [i for i in used if data.labels[i] == model] or [i for i in used if data.names[i] == model]
     if len(hits) != 1:
         raise PylogmapError(
             f"{model!r} names {len(hits)} fully scored rows of the map; give one display label "

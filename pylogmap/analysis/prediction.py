@@ -174,7 +174,8 @@ def ridge_cv_predict(
         if n < inner_splits:
             raise PylogmapError(
                 f"a training fold has only {n} models, fewer than the {inner_splits} inner folds "
-                f"that choose the ridge penalty; score more models or use fewer folds."
+                f"that choose the ridge penalty; score more models, or for a grouped split group by a "
+                f"column of smaller groups (--group-by) or use the plain split only (--split kfold)."
             )
         used_alphas = all_alphas * feature_scale(Xtr) if relative else all_alphas
         score = np.zeros((T, len(all_alphas)))

@@ -30,6 +30,8 @@ from pylogmap.analysis._mapdata import clipped_and_centred, require_used
 from pylogmap.errors import PylogmapError
 
 METHODS = ("uniform", "ls", "kl")
+#: Largest number of draws per text asked of an error curve (the sizes `larger_sizes` tries end here).
+MAX_DRAWS_PER_TEXT = 50
 
 
 def sampling_probabilities(Q: np.ndarray, method: str) -> np.ndarray:
@@ -272,7 +274,7 @@ def larger_sizes(n_texts: int, after: int) -> list[int]:
     """Draw counts beyond `after` for a target the default sizes miss: 2, 5, 10, 20 and 50 times
     the number of texts (more draws than texts: more of them are drawn, with weights nearer 1,
     so the error keeps falling towards the full set's 0)."""
-    return [m * n_texts for m in (2, 5, 10, 20, 50) if m * n_texts > after]
+    return [m * n_texts for m in (2, 5, 10, 20, MAX_DRAWS_PER_TEXT) if m * n_texts > after]
 
 
 # --------------------------------------------------------------------------- map level

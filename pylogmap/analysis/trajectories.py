@@ -265,6 +265,11 @@ def trajectories_map(
     if drop_jumpy > 0:
         ck = [Lc[t.rows] for t in trajs if t.kind == "checkpoints"] or [Lc[t.rows] for t in trajs]
         keep = jumpy_texts(ck, drop_jumpy)
+        if keep.sum() < 2:
+            raise PylogmapError(
+                f"dropping {drop_jumpy:g} of the {len(keep)} texts as jumpy leaves {int(keep.sum())}; a KL "
+                "estimate needs at least 2: use a smaller --drop-jumpy (e.g. 0.03)."
+            )
     mean_bytes = float(np.mean(data.text_bytes[keep]))
     results = []
     for t in trajs:

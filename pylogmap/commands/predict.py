@@ -46,7 +46,9 @@ def run(args) -> int:
     if args.seeds < 1 or args.folds < 2:
         raise PylogmapError("--seeds must be >= 1 and --folds >= 2.")
     group_by = None if args.group_by.lower() == "none" else args.group_by
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets is not None else None
+    if targets is not None and not targets:
+        raise PylogmapError("--targets names no column; give benchmark columns like --targets ARC,MMLU.")
     ids, columns = prediction.read_scores_csv(args.scores, categorical=[group_by] if group_by else [],
                                               targets=targets)
     data = _mapdata.load(args.file)

@@ -52,6 +52,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    if not methods:
+        raise PylogmapError("--methods names no method; give some of uniform, ls, kl (e.g. --methods uniform,ls).")
     for m in methods:
         if m not in resampling.METHODS:
             raise PylogmapError(f"unknown method {m!r} in --methods; use uniform, ls, kl.")
@@ -64,6 +66,11 @@ def run(args) -> int:
     if args.plot:
         check_target(args.plot)  # before the work, and before a selection is stored
     data = _mapdata.load(args.file)
+    if args.sizes and max(args.sizes) > resampling.MAX_DRAWS_PER_TEXT * data.n_texts:
+        raise PylogmapError(
+            f"--sizes {max(args.sizes)} is more than {resampling.MAX_DRAWS_PER_TEXT} draws per text "
+            f"({data.n_texts} texts); the error is already about 0 well before that: use smaller sizes."
+        )
     res = resampling.resample_map(
         data, methods=methods, grid=args.sizes, seeds=range(args.seeds), target_error=args.target_error,
         select_method=args.method, error=args.error, progress=not args.json and sys.stderr.isatty(),

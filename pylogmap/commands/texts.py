@@ -63,6 +63,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _make(args) -> int:
+    if not 0 <= args.min_bytes < args.max_bytes:
+        raise TextSetError(f"need 0 <= --min-bytes < --max-bytes; got --min-bytes {args.min_bytes} "
+                           f"and --max-bytes {args.max_bytes}.")
+    if args.sample_size < 1:
+        raise TextSetError(f"--sample-size must be at least 1; got {args.sample_size}.")
+    if args.pool_size < 0 or 0 < args.pool_size < args.sample_size:
+        raise TextSetError(f"--pool-size must be 0 (all chunks) or at least --sample-size ({args.sample_size}); "
+                           f"got {args.pool_size}.")
+    if args.max_documents is not None and args.max_documents < 1:
+        raise TextSetError(f"--max-documents must be at least 1; got {args.max_documents}.")
     out = check_target(args.output, force=args.force)  # before reading the corpus
     corpus = Path(args.corpus)
     if not corpus.exists():
