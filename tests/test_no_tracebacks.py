@@ -239,7 +239,7 @@ def _output_commands(good, target: Path):
         ["export", good["map"], "-o", with_suffix(".npy")],
         ["export", good["map"], "-o", with_suffix(".h5ad")],
         ["texts", "make", good["corpus"], "-o", with_suffix(".jsonl"), "--sample-size", "5", "--pool-size", "10",
-         "--max-bytes", "64", "--min-bytes", "16"],
+         "--max-bytes", "64", "--min-bytes", "16", "--force"],
         ["import", good["npy"], "--models", good["names"], "--texts", good["texts"], "-o", with_suffix(".h5"), "--force"],
         ["import", good["pkl"], "--texts", good["texts"], "-o", with_suffix(".h5"), "--force"],
         ["resample", good["map"], "--seeds", "2", "--sizes", "5", "--plot", with_suffix(".png")],

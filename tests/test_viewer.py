@@ -35,6 +35,9 @@ from pylogmap.viewer.data import MEAN_LOGLIK, SIZE, MapData  # noqa: E402
 from pylogmap.viewer.loader import FileSource  # noqa: E402
 from pylogmap.viewer.palette import FAMILY_COLORS, PUBLISHED_FAMILIES, size_levels, value_bins  # noqa: E402
 from pylogmap.numbers import format_pm, format_value  # noqa: E402
+from pylogmap.viewer.data import QGeometry  # noqa: E402
+from pylogmap.viewer.panels import IDENTICAL, ModelPanel  # noqa: E402
+from pylogmap.viewer.state import ViewerState  # noqa: E402
 from pylogmap.viewer.window import MainWindow  # noqa: E402
 
 pytestmark = pytest.mark.viewer
@@ -114,6 +117,25 @@ def test_value_and_error_formatting():
     assert format_pm(0.061643, 0.006412) == "0.0616 ± 0.0064"
     assert format_pm(1299.4, 618.2) == "1300 ± 620"
     assert format_pm(2.04, 0.96) == "2.04 ± 0.96"
+
+
+def test_panel_marks_a_neighbour_with_identical_numbers_as_the_model_itself(qtbot):
+    """A model and its last logit-lens layer have the same numbers: the panel says so, and every
+    KL follows the number rule (no '6.864e-15')."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=40) * 20
+    Q = np.stack([base, base + rng.normal(size=40) * 3, base + rng.normal(size=40) * 6, base])
+    Q -= Q.mean(axis=0)
+    data = MapData(["m0", "m1", "m2", "m0#L2"], ["llama-2"] * 4, kl=QGeometry(Q, 500.0))
+    panel = ModelPanel(ViewerState())
+    qtbot.addWidget(panel)
+    nb = data.kl.neighbours(0, 3)
+    panel.show_model(data, 0, nb)
+    table = panel.neighbour_table()
+    assert table[0][1] == "m0#L2" + IDENTICAL and table[0][2] == "0" and table[0][3] == "0"
+    for r in (1, 2):
+        assert IDENTICAL not in table[r][1]
+        assert table[r][2] == format_pm(nb.kl_bpb[r], nb.se_bpb[r]) and "e-" not in table[r][2]
 
 
 def test_palette_bins_and_sizes():
