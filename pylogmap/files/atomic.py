@@ -72,8 +72,9 @@ def _fsync(path: Path) -> None:
 
 @contextmanager
 def atomic_write(*targets: str | os.PathLike, force: bool = True, flag: str = "--force") -> Iterator[list[Path]]:
-    """Temporary paths for `targets` (a list, in the same order); each is `os.replace`d onto
-    its target when the block ends without an error, all of them or (on an error) none.
+    """Temporary paths for `targets` (a list, in the same order); when the block ends without an
+    error they are flushed to disk and each is `os.replace`d onto its target; on an error in the
+    block none is, and every temporary is removed.
 
     Write each temporary path completely inside the block (by name: `np.save`, a library's
     `write(path)`, or `open`). See the module docstring for the checks and the clean-up.
