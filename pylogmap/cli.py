@@ -14,7 +14,7 @@ import os
 import sys
 
 from pylogmap import __version__
-from pylogmap.errors import PylogmapError
+from pylogmap.errors import PylogmapError, os_error_message
 
 # name -> (module in pylogmap.commands, one-line summary for `pylogmap --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` or a pager that quit: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:  # last resort: a path the command did not check itself, in one line
+        print(f"pylogmap {name}: error: {os_error_message(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"pylogmap {name}: interrupted; finished work is kept and a rerun resumes.", file=sys.stderr)
         return 130

@@ -47,3 +47,17 @@ def test_every_command_has_help(name, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"usage: pylogmap {name}")
     assert len(out.splitlines()) > 3, "a command's --help should explain its options"
+
+
+def test_an_os_error_no_command_checked_is_one_line(monkeypatch, capsys):
+    """cli.main's last resort: an OSError from anywhere becomes one line naming the path, exit 2."""
+    import pylogmap.commands.info as info
+
+    def denied(args):
+        raise PermissionError(13, "Permission denied", "/data/map.h5")
+
+    monkeypatch.setattr(info, "run", denied)
+    assert main(["info", "x.h5"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "pylogmap info: error: cannot access '/data/map.h5': permission denied; check its permissions or use another path."
+    ]

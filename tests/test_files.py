@@ -1,23 +1,34 @@
-"""The plain-file readers (`pylogmap.files`): JSON lines, plain text, CSV/TSV tables, one way each."""
+"""The plain-file readers (`pylogmap.files`): JSON lines, plain text, CSV/TSV tables, data pickles,
+one way each; and the atomic writer every output goes through."""
 
 from __future__ import annotations
 
+import collections
+import errno
 import json
 import math
+import os
+import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pylogmap.errors import PylogmapError, TextSetError
+from pylogmap.errors import PylogmapError, TextSetError, os_error_message
 from pylogmap.files import (
     MISSING_VALUES,
+    atomic_open,
+    atomic_write,
+    check_target,
     is_jsonl,
     is_missing,
     iter_jsonl,
     iter_lines,
+    load_data_pickle,
     parse_number,
     read_table,
     read_text,
+    require_file,
     txt_files,
     typed_column,
 )
@@ -159,3 +170,155 @@ def test_scores_and_annotation_tables_agree_on_missing_values(tmp_path):
     assert ids == ["a", "b"]
     for name in ("ARC", "GSM8K"):
         np.testing.assert_array_equal(cols[name], typed_column(table.columns[name]))
+
+
+# ---------------------------------------------------------------------------------------- data pickles
+
+
+class _Payload:
+    """Unpickling this with `pickle.load` creates `path`: a stand-in for a shell command."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_a_pickle_that_would_run_code_is_refused_unread(tmp_path):
+    marker = tmp_path / "ran"
+    crafted = tmp_path / "crafted.pkl"
+    crafted.write_bytes(pickle.dumps({"model": _Payload(marker)}))
+    with open(crafted, "rb") as f:  # the control: plain pickle.load runs it
+        pickle.load(f)
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(PylogmapError, match=r"asks to run pathlib\.Path\.touch .*nothing of it ran"):
+        load_data_pickle(crafted)
+    assert not marker.exists()
+    for payload in ((os.system, ("true",)), (eval, ("1",)), (collections.Counter, ())):
+        class Reduce:
+            def __reduce__(self, payload=payload):
+                return payload
+        path = tmp_path / "other.pkl"
+        path.write_bytes(pickle.dumps([Reduce()]))
+        with pytest.raises(PylogmapError, match="refused"):
+            load_data_pickle(path)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_data_pickles_of_every_protocol_read_back(tmp_path, protocol):
+    data = {"a": np.arange(5, dtype=np.float16), "b": -np.random.default_rng(0).random(4), "c": [np.float64(1.5), 2, "x"],
+            "d": collections.OrderedDict(x=np.float32(3)), "e": np.asfortranarray(np.ones((2, 3))), "f": b"raw",
+            "g": (None, True, 2.5)}
+    path = tmp_path / "d.pkl"
+    path.write_bytes(pickle.dumps(data, protocol=protocol))
+    back = load_data_pickle(path)
+    assert back["a"].dtype == np.float16 and np.array_equal(back["a"], data["a"])
+    assert np.array_equal(back["b"], data["b"]) and np.array_equal(back["e"], data["e"])
+    assert back["c"] == data["c"] and back["d"] == data["d"] and back["f"] == b"raw" and back["g"] == data["g"]
+
+
+def test_broken_pickles_are_one_line_errors(tmp_path):
+    with pytest.raises(PylogmapError, match="does not exist"):
+        load_data_pickle(tmp_path / "missing.pkl")
+    with pytest.raises(PylogmapError, match="is a folder"):
+        load_data_pickle(tmp_path)
+    (tmp_path / "empty.pkl").write_bytes(b"")
+    (tmp_path / "cut.pkl").write_bytes(pickle.dumps({"a": list(range(100))})[:-20])
+    (tmp_path / "junk.pkl").write_bytes(bytes(range(256)))
+    for name in ("empty.pkl", "cut.pkl", "junk.pkl"):
+        with pytest.raises(PylogmapError, match="not a readable pickle") as info:
+            load_data_pickle(tmp_path / name)
+        assert "\n" not in str(info.value)
+
+
+def test_require_file(tmp_path):
+    (tmp_path / "f.txt").write_text("x")
+    assert require_file(tmp_path / "f.txt", "table") == tmp_path / "f.txt"
+    with pytest.raises(PylogmapError, match=r"table '.*nope' does not exist; give a CSV"):
+        require_file(tmp_path / "nope", "table", "give a CSV")
+    with pytest.raises(PylogmapError, match="is a folder, not a file"):
+        require_file(tmp_path, "table")
+
+
+# ---------------------------------------------------------------------------------------- atomic writes
+
+
+def _names(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_atomic_write_replaces_the_target_only_when_complete(tmp_path):
+    out = tmp_path / "x.csv"
+    out.write_text("old")
+    with atomic_open(out) as f:
+        f.write("new")
+        assert out.read_text() == "old"  # not yet
+    assert out.read_text() == "new" and _names(tmp_path) == ["x.csv"]
+    with pytest.raises(RuntimeError):
+        with atomic_open(out) as f:
+            f.write("half")
+            raise RuntimeError("a library failed midway")
+    assert out.read_text() == "new" and _names(tmp_path) == ["x.csv"]
+    with atomic_write(tmp_path / "a.npy", tmp_path / "a.txt") as (t_npy, t_txt):
+        assert t_npy.suffix == ".npy" and t_npy.name.startswith(".")
+        np.save(t_npy, np.arange(3))
+        t_txt.write_text("names")
+    assert _names(tmp_path) == ["a.npy", "a.txt", "x.csv"] and np.load(tmp_path / "a.npy").tolist() == [0, 1, 2]
+    assert oct((tmp_path / "a.txt").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_check_target_names_the_problem_before_anything_is_written(tmp_path):
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        (tmp_path / "nope" / "x.csv", r"folder '.*nope' does not exist; create it first"),
+        (tmp_path / "adir", r"is a folder; give the name of a file"),
+        (tmp_path / "afile" / "x.csv", r"'.*afile' is a file, not a folder"),
+    ]
+    for target, message in cases:
+        with pytest.raises(PylogmapError, match=message):
+            check_target(target)
+    with pytest.raises(PylogmapError, match="already exists; pass --overwrite-it to replace it"):
+        check_target(tmp_path / "afile", force=False, flag="--overwrite-it")
+    assert check_target(tmp_path / "afile") == tmp_path / "afile"
+    if Path("/proc").is_dir():
+        with pytest.raises(PylogmapError, match="cannot create files in folder '/proc'"):
+            check_target("/proc/pylogmap-out.csv")
+    assert _names(tmp_path) == ["adir", "afile"]  # the probe file is gone
+
+
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "no space left"), (errno.EROFS, "read-only"),
+                                         (errno.EACCES, "permission denied")])
+def test_an_os_error_while_writing_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, code, words):
+    out = tmp_path / "x.jsonl"
+
+    def fail(fd):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", fail)
+    with pytest.raises(PylogmapError, match=words) as info:
+        with atomic_open(out) as f:
+            f.write("x")
+    assert str(out) in str(info.value) and ".tmp" not in str(info.value)
+    assert _names(tmp_path) == []
+
+
+def test_os_error_messages_name_the_path_and_the_fix():
+    cases = {
+        errno.ENOENT: "does not exist", errno.EISDIR: "is a folder", errno.ENOTDIR: "is a file, not a folder",
+        errno.EROFS: "read-only", errno.EACCES: "permission denied", errno.ENOSPC: "no space left",
+        errno.EEXIST: "already exists", errno.ENAMETOOLONG: "too long",
+    }
+    for code, words in cases.items():
+        text = os_error_message(OSError(code, os.strerror(code), "/x/out.h5"))
+        assert words in text and "'/x/out.h5'" in text and "\n" not in text
+    assert os_error_message(OSError(errno.EIO, "Input/output error"), "/x/y") == "cannot use '/x/y': Input/output error."
+    assert "check the paths" in os_error_message(OSError("Unable to open file\n(h5py)"))

@@ -64,6 +64,19 @@ def _leaky_map_file(path):
     return path, set(leaked.tolist())
 
 
+def test_a_label_names_its_row_even_when_lens_layers_share_the_name():
+    """'llama-s1' is a row's label and the name of its logit-lens rows: the label wins (it used to
+    count as five rows)."""
+    from _analysis_helpers import family_population, make_mapdata
+
+    L, Z, fam = family_population(K=12, N=100, seed=2)
+    names = [f"model-{i}" for i in range(9)] + ["model-0"] * 3
+    layers = [-1] * 9 + [0, 1, 2]
+    data = make_mapdata(L, names=names, layers=layers)
+    assert LK.leakage_map(data, "model-0", k=3, top=2)["model"] == "model-0"
+    assert LK.leakage_map(data, "model-0#L1", k=3, top=2)["model"] == "model-0#L1"
+
+
 def test_leakage_command_finds_planted_leak_table_and_json(tmp_path, capsys):
     import json
 

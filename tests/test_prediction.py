@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 
@@ -94,7 +97,7 @@ def test_ridge_cv_predict_equals_sklearn_ridgecv_on_wide_features():
     Y = np.stack([50 + Q @ _in_row_space(Q, rng, 5.0) + rng.normal(size=45) * 3,
                   -20 + Q @ _in_row_space(Q, rng, 0.5) + rng.normal(size=45) * 0.3], axis=1)
     folds = P.outer_folds(45, groups=groups, seed=1)
-    grids = [P.DEFAULT_ALPHAS, P.LOGLIK_ALPHAS]
+    grids = [tuple(10.0**k for k in range(1, 10)), tuple(10.0**k for k in range(-4, 5))]  # the paper's two grids
     pred, chosen = P.ridge_cv_predict(Q, Y, folds, alphas=grids, clip=None)
     for j in range(2):
         for f in range(5):
@@ -193,8 +196,10 @@ def test_read_scores_csv_parses_ids_missing_and_categorical(tmp_path):
 
 def test_non_numeric_column_and_bad_tables_are_clear_errors(tmp_path):
     p = _write_csv(tmp_path / "s.csv", ["model", "ARC", "notes"], [["a", "50", "good"], ["b", "60", "bad"]])
-    with pytest.raises(PylogmapError, match=r"column 'notes' has the non-numeric value 'good'"):
-        P.read_scores_csv(p)
+    with pytest.raises(PylogmapError, match=r"line 2: column 'notes' has the non-numeric value 'good'"):
+        P.read_scores_csv(p, targets=["ARC", "notes"])
+    ids, cols = P.read_scores_csv(p)  # not a target: kept as text, for predict_map to set aside
+    assert cols["notes"].tolist() == ["good", "bad"] and cols["ARC"].tolist() == [50.0, 60.0]
     with pytest.raises(PylogmapError, match="does not exist"):
         P.read_scores_csv(tmp_path / "missing.csv")
     q = _write_csv(tmp_path / "d.csv", ["model", "ARC"], [["a", "1"], ["a", "2"]])
@@ -281,3 +286,69 @@ def test_predict_command_tables_json_and_annotations(tmp_path, capsys):
     bad = _write_csv(tmp_path / "bad.csv", ["model", "ARC"], [["org/model-0", "50"], ["nobody", "3"]])
     assert main(["predict", str(path), str(bad)]) == 2
     assert "not in the map: 'nobody'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ issue 12: honest defaults
+
+def test_penalty_grid_is_scale_free():
+    """Penalties are relative to the features' scale: scaling Q changes no prediction (the fixed
+    1e1..1e9 grid chose its lowest penalty on a small map, a large one relative to its scale)."""
+    L, Q, groups, rng = _synthetic(K=40, N=100, n_groups=8)
+    y = 50 + Q @ _in_row_space(Q, rng, 5.0) + rng.normal(size=40)
+    a = P.predict_benchmarks({"Q": Q}, {"ARC": y}, splits=("kfold",), seeds=[0])
+    b = P.predict_benchmarks({"Q": Q * 1e-3}, {"ARC": y}, splits=("kfold",), seeds=[0])
+    np.testing.assert_allclose(a.predictions[("ARC", "Q", "kfold")], b.predictions[("ARC", "Q", "kfold")], rtol=1e-6)
+    assert a.rows[0]["alphas"] == b.rows[0]["alphas"]
+    assert P.feature_scale(Q * 1e-3) == pytest.approx(P.feature_scale(Q) * 1e-6)
+
+
+def test_penalties_at_an_end_of_the_grid_are_reported():
+    L, Q, groups, rng = _synthetic(K=40, N=100, n_groups=8)
+    exact = 50 + Q @ _in_row_space(Q, rng, 5.0)  # no noise: the smallest penalty wins
+    noise = 50 + rng.normal(size=40)  # nothing to learn: the largest penalty (about the mean) wins
+    res = P.predict_benchmarks({"Q": Q}, {"exact": exact, "noise": noise}, splits=("kfold",), seeds=[0])
+    rows = {r["target"]: r for r in res.rows}
+    assert rows["exact"]["alpha_at_lowest"] > 0 and rows["noise"]["alpha_at_highest"] > 0
+    assert any("lowest of its grid" in n and "exact/Q/kfold" in n for n in res.notes)
+    assert any("highest of its grid" in n and "noise/Q/kfold" in n for n in res.notes)
+
+
+def test_grouped_split_fits_few_groups_and_says_the_spread_is_not_measured():
+    L, Q, groups, rng = _synthetic(K=30, N=100, n_groups=3)
+    y = 50 + Q @ _in_row_space(Q, rng, 5.0) + rng.normal(size=30)
+    with pytest.raises(PylogmapError, match="only 3 model groups"):
+        P.predict_benchmarks({"Q": Q}, {"ARC": y}, groups=groups, splits=("group",))
+    res = P.predict_benchmarks({"Q": Q}, {"ARC": y}, groups=groups, splits=("group", "kfold"), fit_folds=True)
+    rows = {r["split"]: r for r in res.rows}
+    assert rows["group"]["n_folds"] == 3 and rows["kfold"]["n_folds"] == 5
+    assert rows["group"]["distinct_splits"] == 1 and rows["group"]["pearson_std"] == 0.0  # one group per fold, every seed
+    assert rows["kfold"]["distinct_splits"] == 5
+    assert any("only 3 model groups, so the grouped split uses 3 folds" in n for n in res.notes)
+
+
+def test_a_leaderboard_with_text_columns_predicts_its_numeric_ones(tmp_path, capsys):
+    from _analysis_helpers import write_map
+
+    from pylogmap.cli import main
+
+    L, Z, fam = family_population(K=24, N=120, n_families=3)
+    names = [f"org/model-{i}" for i in range(24)]
+    path = write_map(tmp_path / "m.h5", L, [(n, "", -1) for n in names], annotations={"family": fam})
+    csv = _write_csv(tmp_path / "lb.csv", ["model", "type", "ARC", "precision", "MMLU", "license"],
+                     [[n, "pretrained" if i % 2 else "chat", f"{50 + 5 * Z[i, 0]:.3f}", "bfloat16",
+                       f"{40 + 3 * Z[i, 1]:.3f}", "apache-2.0"] for i, n in enumerate(names)])
+    assert main(["predict", str(path), str(csv), "--seeds", "2", "--no-write"]) == 0
+    captured = capsys.readouterr()
+    assert "ignored 3 column(s) that are not numbers: type, precision, license" in captured.err
+    assert "only 3 model groups, so the grouped split uses 3 folds" in captured.err
+    lines = captured.out.splitlines()
+    group_rows = [line for line in lines if " group " in line]
+    assert group_rows and all("±" not in line for line in group_rows)  # the same split every seed: no spread
+    assert not re.search(r"± 0\.?0*(\s|$)", captured.out)  # never a spread of zero
+    assert any(" kfold " in line and "±" in line for line in lines)
+    assert "none where every seed gives the same split" in captured.out
+    assert main(["predict", str(path), str(csv), "--targets", "ARC", "--seeds", "1", "--no-write", "--json"]) == 0
+    assert {r["target"] for r in json.loads(capsys.readouterr().out)["rows"]} == {"ARC", "mean_loglik"}
+    assert main(["predict", str(path), str(csv), "--targets", "ARC,license", "--no-write"]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: column 'license' has the non-numeric value 'apache-2.0'" in err and "--targets" in err

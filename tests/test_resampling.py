@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -258,3 +260,46 @@ def test_add_end_to_end_places_a_copy_of_a_model_on_it(tmp_path, capsys):
     assert len(others) > 0 and np.all(np.isnan(L[4, others]))  # ... and only there
     assert ann["nearest"][4] == models[1] and ann["placed_x"][4] == pytest.approx(3.0)
     assert (tmp_path / "m.selection.h5").exists()
+
+
+def test_the_target_and_the_stored_selection_agree():
+    """Issue 12: '--target-error 0.05' said no size reaches it while '--target-error 0.1' stored a
+    draw with its own tau1 0.047. The target is judged by the RMS over seeds, the selection reports
+    that RMS beside its own error, and without --sizes larger draws are tried, so a target some
+    sample size meets is met."""
+    L, Z, fam = family_population(K=20, N=120, seed=5)
+    data = make_mapdata(L)
+    full = R.resample_map(data, methods=("ls",), seeds=range(20))
+    at_n = {r["n_draws"]: r["tau1"] for r in full["rows"]}[120]
+    target = at_n * 0.6  # below what N draws reach
+    res = R.resample_map(data, methods=("ls",), seeds=range(20), target_error=target, select_method="ls")
+    sel = res["selection"]
+    assert sel.n_draws > 120 and sel.rms_tau1 <= target and sel.n_seeds == 20
+    row = {(r["method"], r["n_draws"]): r for r in res["rows"]}[("ls", sel.n_draws)]
+    assert sel.rms_tau1 == row["tau1"] and sel.rms_tau2 == row["tau2"]
+    smaller = [r for r in res["rows"] if r["method"] == "ls" and r["n_draws"] < sel.n_draws]
+    assert all(r["tau1"] > target for r in smaller)  # the smallest size whose RMS meets the target
+    items = R.selection_items(sel, res["tau"], res["n_texts"], res["n_models"])
+    attrs = items[R.SELECTED_TEXTS][1]
+    assert attrs["rms_tau1"] == sel.rms_tau1 and attrs["tau1"] == sel.tau1 and attrs["n_seeds"] == 20
+    # with the sizes given, no larger ones are tried, and the message says how to get there
+    with pytest.raises(PylogmapError, match=r"no sample size reaches an RMS tau1 .* ask for larger sizes \(--sizes\)"):
+        R.resample_map(data, methods=("ls",), grid=[10, 120], seeds=range(20), target_error=target)
+
+
+def test_larger_sizes():
+    assert R.larger_sizes(100, 100) == [200, 500, 1000, 2000, 5000]
+    assert R.larger_sizes(100, 600) == [1000, 2000, 5000]
+
+
+def test_resample_command_prints_the_rms_of_the_stored_selection(tmp_path, capsys):
+    from _analysis_helpers import write_map
+
+    from pylogmap.cli import main
+
+    L, Z, fam = family_population(K=15, N=100, seed=3)
+    path = write_map(tmp_path / "m.h5", L, [(f"m{i}", "", -1) for i in range(15)])
+    assert main(["resample", str(path), "--seeds", "10", "--target-error", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"RMS tau1 \d\.\d+ over the 10 draws of that size \(target tau1 <= 0\.3", out)
+    assert "this draw on the map's own models: tau1" in out

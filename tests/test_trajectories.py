@@ -156,6 +156,12 @@ def test_trajectories_map_drops_jumpy_texts():
     assert np.all(np.isfinite(ck["consecutive"]["kl_nats"]))
 
 
+def test_dropping_nearly_every_text_says_which_option_to_change():
+    data, L = _checkpoint_map(T_len=12, N=50)
+    with pytest.raises(PylogmapError, match=r"dropping 0.99 of the 50 texts as jumpy leaves 0.*smaller --drop-jumpy"):
+        T.trajectories_map(data, drop_jumpy=0.99)
+
+
 def test_trajectory_command_json_and_table(tmp_path, capsys):
     import json
 

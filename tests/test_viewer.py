@@ -34,7 +34,10 @@ from pylogmap.viewer.app import dispose  # noqa: E402
 from pylogmap.viewer.data import MEAN_LOGLIK, SIZE, MapData  # noqa: E402
 from pylogmap.viewer.loader import FileSource  # noqa: E402
 from pylogmap.viewer.palette import FAMILY_COLORS, PUBLISHED_FAMILIES, size_levels, value_bins  # noqa: E402
-from pylogmap.viewer.panels import fmt_pm  # noqa: E402
+from pylogmap.numbers import format_pm, format_value  # noqa: E402
+from pylogmap.viewer.data import QGeometry  # noqa: E402
+from pylogmap.viewer.panels import IDENTICAL, ModelPanel  # noqa: E402
+from pylogmap.viewer.state import ViewerState  # noqa: E402
 from pylogmap.viewer.window import MainWindow  # noqa: E402
 
 pytestmark = pytest.mark.viewer
@@ -110,9 +113,29 @@ def test_mapdata_search_and_validation():
 
 
 def test_value_and_error_formatting():
-    assert fmt_pm(0.061643, 0.006412) == "0.0616 ± 0.0064"
-    assert fmt_pm(1299.4, 618.2) == "1299 ± 618"
-    assert fmt_pm(2.04, 0.96) == "2.04 ± 0.96"
+    # the error to 2 significant digits, the value to the same decimal place (pylogmap.numbers)
+    assert format_pm(0.061643, 0.006412) == "0.0616 ± 0.0064"
+    assert format_pm(1299.4, 618.2) == "1300 ± 620"
+    assert format_pm(2.04, 0.96) == "2.04 ± 0.96"
+
+
+def test_panel_marks_a_neighbour_with_identical_numbers_as_the_model_itself(qtbot):
+    """A model and its last logit-lens layer have the same numbers: the panel says so, and every
+    KL follows the number rule (no '6.864e-15')."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=40) * 20
+    Q = np.stack([base, base + rng.normal(size=40) * 3, base + rng.normal(size=40) * 6, base])
+    Q -= Q.mean(axis=0)
+    data = MapData(["m0", "m1", "m2", "m0#L2"], ["llama-2"] * 4, kl=QGeometry(Q, 500.0))
+    panel = ModelPanel(ViewerState())
+    qtbot.addWidget(panel)
+    nb = data.kl.neighbours(0, 3)
+    panel.show_model(data, 0, nb)
+    table = panel.neighbour_table()
+    assert table[0][1] == "m0#L2" + IDENTICAL and table[0][2] == "0" and table[0][3] == "0"
+    for r in (1, 2):
+        assert IDENTICAL not in table[r][1]
+        assert table[r][2] == format_pm(nb.kl_bpb[r], nb.se_bpb[r]) and "e-" not in table[r][2]
 
 
 def test_palette_bins_and_sizes():
@@ -157,7 +180,7 @@ def test_hover_tooltip(window, qtbot):
     assert text.splitlines()[0] == data.labels[row]
     assert f"family: {data.families[row]}" in text
     assert "size: " in text
-    assert f"mean log-likelihood: {data.numeric[MEAN_LOGLIK][row]:.2f} nats/text" in text
+    assert f"mean log-likelihood: {format_value(data.numeric[MEAN_LOGLIK][row], 6)} nats/text" in text
     assert data.labels[row] in window.status_label.text()
     # far from every point: no hover
     assert window.view.hover_at_scene(window.view.plot.vb.mapViewToScene(QtCore.QPointF(1e9, 1e9))) == -1
@@ -176,8 +199,8 @@ def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
     for r, cells in enumerate(table):
         j = ref.idx[0, r]
         assert cells[1] == reference["labels"][j]
-        assert cells[2] == fmt_pm(ref.kl_bpb[0, r], ref.se_bpb[0, r])
-        assert cells[3] == fmt_pm(ref.kl_nats[0, r], ref.se_nats[0, r])
+        assert cells[2] == format_pm(ref.kl_bpb[0, r], ref.se_bpb[0, r])
+        assert cells[3] == format_pm(ref.kl_nats[0, r], ref.se_nats[0, r])
     # lines from the model to each neighbour
     lx, ly = window.view.nb_lines.getData()
     assert len(lx) == 2 * k
@@ -197,9 +220,9 @@ def test_click_shows_the_neighbours_of_the_map_side(window, qtbot, reference):
     assert window.state.selected == row and window.state.pair == other
     kl, se = geometry.kl_estimate(geo.Q[row], geo.Q[other])
     text = window.panel.pair_label.text()
-    bpb = fmt_pm(geometry.to_bits_per_byte(kl, geo.mean_bytes), geometry.to_bits_per_byte(se, geo.mean_bytes))
+    bpb = format_pm(geometry.to_bits_per_byte(kl, geo.mean_bytes), geometry.to_bits_per_byte(se, geo.mean_bytes))
     assert f"{bpb}</b> bits/byte" in text
-    assert f"{fmt_pm(kl, se)} nats/text" in text
+    assert f"{format_pm(kl, se)} nats/text" in text
 
     # choosing a neighbour in the table rings it on the map; double-click selects it
     window.panel.k_spin.setValue(10)

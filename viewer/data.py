@@ -21,6 +21,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from pylogmap.mapping import geometry, neighbors
+from pylogmap.numbers import format_value
 
 from .palette import PUBLISHED_FAMILIES
 
@@ -160,13 +161,13 @@ class MapData:
         return published + rest + tail
 
     def value_text(self, row: int, name: str) -> str:
-        """A numeric cell formatted for people (sizes as 1.3B, NaN as 'unknown')."""
+        """A numeric cell formatted for people (`pylogmap.numbers`: sizes as 1.3B, NaN as 'unknown')."""
         v = self.numeric[name][row]
         if not math.isfinite(v):
             return "unknown"
         if name == SIZE:
             return format_count(v)
-        return f"{v:.6g}" if abs(v) < 1e6 else f"{v:.4g}"
+        return format_value(v, 6, trim=True)
 
     def tooltip(self, row: int) -> str:
         """Hover text: name, family, size and mean log-likelihood."""
@@ -175,7 +176,8 @@ class MapData:
             lines.append(f"size: {self.value_text(row, SIZE)}")
         if MEAN_LOGLIK in self.numeric:
             v = self.numeric[MEAN_LOGLIK][row]
-            lines.append(f"mean log-likelihood: {v:.2f} nats/text" if math.isfinite(v) else "mean log-likelihood: unknown")
+            lines.append(f"mean log-likelihood: {format_value(v, 6)} nats/text" if math.isfinite(v)
+                         else "mean log-likelihood: unknown")
         return "\n".join(lines)
 
 
@@ -183,5 +185,5 @@ def format_count(v: float) -> str:
     """1.3e9 -> '1.3B', 135e6 -> '135M'."""
     for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(v) >= div:
-            return f"{v / div:.3g}{unit}"
-    return f"{v:.0f}"
+            return f"{format_value(v / div, 3, trim=True)}{unit}"
+    return format_value(v, 3, trim=True)

@@ -6,10 +6,11 @@ back the number of neighbours and the neighbour chosen in its table.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
+
+from pylogmap.mapping.geometry import SAME_KL_NATS
+from pylogmap.numbers import format_pm
 
 from .data import MEAN_LOGLIK, SIZE, MapData, Neighbours, PairKL
 from .state import ViewerState
@@ -20,19 +21,8 @@ HINT = (
     "Ctrl-click (or shift-click) a second model to see the KL estimate of the pair."
 )
 
-
-def fmt(v: float, digits: int = 4) -> str:
-    return f"{v:.{digits}g}"
-
-
-def fmt_pm(value: float, se: float, digits: int = 3) -> str:
-    """'0.0616 ± 0.0064', '1299 ± 620': the value to `digits` significant digits, the standard
-    error rounded to the same decimal place."""
-    if not (math.isfinite(value) and math.isfinite(se)):
-        return f"{value:.{digits}g} ± {se:.2g}"
-    mag = math.floor(math.log10(abs(value))) if value != 0 else 0
-    decimals = max(0, digits - 1 - mag)
-    return f"{value:.{decimals}f} ± {se:.{decimals}f}"
+#: Shown after a neighbour whose numbers are those of the selected model (`SAME_KL_NATS`).
+IDENTICAL = " (identical: the model itself)"
 
 
 class ModelPanel(QtWidgets.QWidget):
@@ -164,9 +154,9 @@ class ModelPanel(QtWidgets.QWidget):
         for r, j in enumerate(neighbours.rows):
             cells = (
                 str(r + 1),
-                data.labels[int(j)],
-                fmt_pm(neighbours.kl_bpb[r], neighbours.se_bpb[r]),
-                fmt_pm(neighbours.kl_nats[r], neighbours.se_nats[r]),
+                data.labels[int(j)] + (IDENTICAL if neighbours.kl_nats[r] <= SAME_KL_NATS else ""),
+                format_pm(neighbours.kl_bpb[r], neighbours.se_bpb[r]),
+                format_pm(neighbours.kl_nats[r], neighbours.se_nats[r]),
             )
             for c, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
@@ -184,8 +174,8 @@ class ModelPanel(QtWidgets.QWidget):
             self.pair_label.setText(f"{head}<br>{_esc(error or 'no KL estimate available')}")
             return
         self.pair_label.setText(
-            f"{head}<br>KL ≈ <b>{fmt_pm(kl.kl_bpb, kl.se_bpb)}</b> bits/byte"
-            f"<br>= {fmt_pm(kl.kl_nats, kl.se_nats)} nats/text"
+            f"{head}<br>KL ≈ <b>{format_pm(kl.kl_bpb, kl.se_bpb)}</b> bits/byte"
+            f"<br>= {format_pm(kl.kl_nats, kl.se_nats)} nats/text"
         )
 
     def neighbour_table(self) -> list[tuple[str, ...]]:

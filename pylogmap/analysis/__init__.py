@@ -1,4 +1,5 @@
-"""The studies' analyses over a map (method.md sections 5-8).
+"""The studies' analyses over a map (method.md sections 5-8): prediction, resampling, trajectories, leakage.
+May import: numpy, scipy/scikit-learn/tqdm/matplotlib (lazily), `pylogmap.mapping`, `store`, `files`, `numbers`, `errors`; never torch.
 
 - `prediction`: benchmark scores from the map by cross-validated ridge regression;
 - `resampling`: likelihood-variance resampling of texts, error curves, reduced text sets;
@@ -10,6 +11,8 @@ Each module has plain functions over numpy arrays and a thin function over a map
 `pylogmap predict / resample / trajectory / leakage` commands wrap those. What needs the models
 themselves (scoring added or merged models, reading checkpoint weights) is in
 `pylogmap.experiments`. Importing this package never imports torch; names are resolved on first use.
+scipy and scikit-learn are imported inside the functions that use them: they take seconds to
+import, and `pylogmap predict --help` should not wait for them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ _LAZY = {
     "outer_folds": "prediction",
     "loglik_correlations": "prediction",
     "predict_map": "prediction",
+    "feature_scale": "prediction",
     "read_scores_csv": "prediction",
     # resampling (section 6)
     "sampling_probabilities": "resampling",
@@ -32,6 +36,7 @@ _LAZY = {
     "tau_errors": "resampling",
     "error_curve": "resampling",
     "select_texts": "resampling",
+    "larger_sizes": "resampling",
     "resample_map": "resampling",
     "selection_path": "resampling",
     "SELECTED_TEXTS": "resampling",

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pylogmap.errors import PylogmapError
+from pylogmap.mapping import geometry
+from pylogmap.store import open_map
 
 
 @dataclass
@@ -56,8 +58,6 @@ def read_map(m, path: str = "") -> MapData:
     steps = np.asarray(table["step"], dtype=np.int64) if "step" in table else np.full(M, -1, np.int64)
     status = _strs(table["status"]) if "status" in table else ["ok"] * M
     L = np.asarray(m.loglik(), dtype=np.float64) if M else np.zeros((0, m.n_texts))
-    from pylogmap.mapping import geometry
-
     used = geometry.select_rows(L, status=np.array(status, dtype=object)).used if M else np.zeros(0, bool)
     tau = (m.map_attrs() if hasattr(m, "map_attrs") else {}).get("tau")
     return MapData(
@@ -78,9 +78,7 @@ def read_map(m, path: str = "") -> MapData:
 
 def load(path) -> MapData:
     """Open the map file at `path` read-only and read it."""
-    from pylogmap import store
-
-    with store.open_map(path, mode="r") as m:
+    with open_map(path, mode="r") as m:
         return read_map(m, str(path))
 
 
@@ -98,8 +96,6 @@ def require_used(data: MapData, at_least: int, what: str) -> np.ndarray:
 def clipped_and_centred(L_used: np.ndarray, tau: float | None = None):
     """(clipped L, Q, tau) of the used rows via `pylogmap.geometry`; `tau` None: the 2 %
     quantile of these rows (pass `MapData.tau` to reuse the map's)."""
-    from pylogmap.mapping import geometry
-
     Lc, tau = geometry.clip(L_used, tau=tau)
     Lc = np.asarray(Lc, dtype=np.float64)
     return Lc, np.asarray(geometry.double_center(Lc), dtype=np.float64), float(tau)
@@ -107,23 +103,17 @@ def clipped_and_centred(L_used: np.ndarray, tau: float | None = None):
 
 def write_annotations(path, columns: dict) -> None:
     """Attach per-row columns (length M) to the map file, in one atomic commit of the store."""
-    from pylogmap import store
-
-    with store.open_map(path, mode="a") as m:
+    with open_map(path, mode="a") as m:
         m.set_annotations(columns)
 
 
 def write_derived(path, items: dict) -> None:
     """Write derived results `{name: (array, attrs)}` under /map, in one atomic commit."""
-    from pylogmap import store
-
-    with store.open_map(path, mode="a") as m:
+    with open_map(path, mode="a") as m:
         m.update_map(items)
 
 
 def read_derived(path, name: str):
     """`(array, attrs)` of a derived result under /map, or None."""
-    from pylogmap import store
-
-    with store.open_map(path, mode="r") as m:
+    with open_map(path, mode="r") as m:
         return m.read_derived(name)

@@ -1,12 +1,24 @@
-"""Output helpers of the analysis commands: JSON (strict, NaN -> null) and plain-text tables."""
+"""Output helpers of the analysis commands: JSON (strict, NaN -> null, full precision) and
+plain-text tables whose numbers follow `pylogmap.numbers` (one rule for every command)."""
 
 from __future__ import annotations
 
 import json
 import math
 import sys
+from typing import NamedTuple
 
 import numpy as np
+
+from pylogmap.numbers import format_pm, format_value
+
+
+class Estimate(NamedTuple):
+    """A table cell holding a value with its error (standard error, or spread over seeds),
+    written `value ± error` by `pylogmap.numbers.format_pm`; error None: the value alone."""
+
+    value: float
+    error: float | None
 
 
 def to_jsonable(obj):
@@ -33,7 +45,7 @@ def print_json(obj) -> None:
 
 
 def print_table(headers: list[str], rows: list[list], file=None) -> None:
-    """Left-aligned text columns, right-aligned numbers."""
+    """Left-aligned text columns, right-aligned numbers (and `Estimate` cells)."""
     file = file or sys.stdout
     cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
     widths = [max(len(r[j]) for r in cells) for j in range(len(headers))]
@@ -46,13 +58,12 @@ def print_table(headers: list[str], rows: list[list], file=None) -> None:
 
 
 def _is_num(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+    return isinstance(x, (Estimate, int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
 
 
 def _fmt(x) -> str:
+    if isinstance(x, Estimate):
+        return format_pm(x.value, x.error)
     if isinstance(x, (float, np.floating)):
-        if not math.isfinite(float(x)):
-            return "nan"
-        ax = abs(float(x))
-        return f"{float(x):.4g}" if (ax >= 1e4 or (ax < 1e-3 and ax != 0)) else f"{float(x):.4f}"
+        return format_value(x)
     return str(x)

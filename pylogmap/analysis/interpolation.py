@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from pylogmap.errors import PylogmapError
+from pylogmap.mapping import geometry
 
 
 def grid_weights(step: float = 0.2, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
@@ -56,8 +57,6 @@ def weight_plane_coordinates(ab: np.ndarray, ip11: float, ip22: float, ip12: flo
 
 
 def _double_center(L):
-    from pylogmap.mapping import geometry
-
     return geometry.double_center(np.asarray(L, dtype=np.float64))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pylogmap.analysis._mapdata import clipped_and_centred, require_used
 from pylogmap.errors import PylogmapError
 
 
@@ -63,10 +64,8 @@ def source_summary(z: np.ndarray, sources) -> list[dict]:
 def leakage_map(data, model: str, *, k: int = 10, top: int = 20, texts=None) -> dict:
     """Leakage hints for one model of a map (`_mapdata.MapData`): its `top` texts by z and the
     per-source summary. `texts` (a TextSet) adds sources and a preview of each text."""
-    from pylogmap.analysis._mapdata import clipped_and_centred, require_used
-
     used = require_used(data, 3, "leakage hints")
-    hits = [i for i in used if data.labels[i] == model or data.names[i] == model]
+    hits = [i for i in used if data.labels[i] == model] or [i for i in used if data.names[i] == model]
     if len(hits) != 1:
         raise PylogmapError(
             f"{model!r} names {len(hits)} fully scored rows of the map; give one display label "

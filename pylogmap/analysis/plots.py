@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pylogmap.errors import PylogmapError
+from pylogmap.files import atomic_write
 
 
 def _pyplot():
@@ -28,12 +29,15 @@ def _pyplot():
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
+    """Write the figure as a PNG, atomically (`pylogmap.files.atomic_write`), and close it."""
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    path = Path(path)
+    try:
+        with atomic_write(path) as (tmp,):
+            fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -2,11 +2,18 @@
 
 Ridge regression from each model's double-centred log-likelihood vector (Q) -- and, for
 comparison, from the clipped raw vector (L) -- to benchmark scores. The penalty is chosen by an
-inner 5-fold CV over the published grid (1e1..1e9; 1e-4..1e4 for mean log-likelihood); the
-quality is measured by an outer 5-fold CV, grouped by model type (no family is seen in
-training when it is predicted) and plainly shuffled, repeated over seeds 0-4. Pearson r and
-Spearman rho of the out-of-fold predictions are reported as mean +- std over seeds, as in the
-paper (`shimo-lab/modelmap`, `1000models/code_for_Section_5_and_Appendix_L`).
+inner 5-fold CV; the quality is measured by an outer 5-fold CV, grouped by model type (no family
+is seen in training when it is predicted) and plainly shuffled, repeated over seeds 0-4. Pearson
+r and Spearman rho of the out-of-fold predictions are reported as mean ± std over seeds, as in
+the paper (`shimo-lab/modelmap`, `1000models/code_for_Section_5_and_Appendix_L`).
+
+The penalty grid is scale-free: `ALPHAS` are multiples of the features' scale (the mean squared
+norm of the centred training rows), so the same grid fits a 120-text synthetic map and the
+paper's 10,000-text one. (The paper's fixed grid 1e1..1e9 is 1e-6..1e2 times the scale of its
+map; on a map of short or few texts the fixed grid's lower edge can be a large penalty.) A
+penalty chosen at an edge of the grid is reported. With fewer model groups than folds, the
+grouped split uses one fold per group and says so; when every seed then gives the same split,
+the table says so instead of printing a spread of 0.
 
 Everything here is plain functions over numpy arrays; `predict_map` is the thin layer over a
 map file, and `pylogmap predict` wraps that.
@@ -24,14 +31,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pylogmap.analysis._mapdata import clipped_and_centred, require_used
 from pylogmap.errors import PylogmapError
 from pylogmap.files import parse_number, read_table
 from pylogmap.store import RowLookup
 
-#: Penalties for benchmark targets (the paper's `10**i for i in range(1, 10)`).
-DEFAULT_ALPHAS: tuple[float, ...] = tuple(10.0**k for k in range(1, 10))
-#: Penalties for the mean log-likelihood target (`10**i for i in range(-4, 5)`).
-LOGLIK_ALPHAS: tuple[float, ...] = tuple(10.0**k for k in range(-4, 5))
+#: Ridge penalties relative to the features' scale (see the module docstring), for every target.
+ALPHAS: tuple[float, ...] = tuple(10.0**k for k in range(-6, 4))
 #: Name of the mean log-likelihood target added by `predict_map`.
 MEAN_LOGLIK = "mean_loglik"
 SPLITS = ("group", "kfold")
@@ -114,14 +120,23 @@ def _r2(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return np.where(sst > 0, r2, np.where(sse == 0, 1.0, 0.0))
 
 
+def feature_scale(X: np.ndarray) -> float:
+    """The scale penalties are relative to: the mean squared norm of the centred rows of `X`
+    (the mean eigenvalue of `Xc Xc^T`, in the units of a ridge penalty); 1 for constant rows."""
+    Xc = X - X.mean(axis=0)
+    scale = float(np.einsum("ij,ij->", Xc, Xc) / max(len(X), 1))
+    return scale if scale > 0 else 1.0
+
+
 def ridge_cv_predict(
     X: np.ndarray,
     y: np.ndarray,
     folds: np.ndarray,
     *,
-    alphas=DEFAULT_ALPHAS,
+    alphas=ALPHAS,
     inner_splits: int = 5,
     clip: tuple[float, float] | None = (0.0, 100.0),
+    relative: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold ridge predictions of `y` from `X` for the given outer folds.
 
@@ -133,6 +148,8 @@ def ridge_cv_predict(
     it against RidgeCV). `y` may be `[n]` or `[n, T]` (`alphas` then one grid for all, or a list
     of T grids of equal length). Returns `(predictions, chosen alphas [n_folds] or [n_folds, T])`;
     predictions are clipped to `clip` (None: no clipping, used for mean log-likelihood).
+    `relative`: the grid holds multiples of each training set's `feature_scale`; the chosen
+    alphas are returned as grid values.
     """
     from sklearn.model_selection import KFold
 
@@ -157,14 +174,16 @@ def ridge_cv_predict(
         if n < inner_splits:
             raise PylogmapError(
                 f"a training fold has only {n} models, fewer than the {inner_splits} inner folds "
-                f"that choose the ridge penalty; score more models or use fewer folds."
+                f"that choose the ridge penalty; score more models, or for a grouped split group by a "
+                f"column of smaller groups (--group-by) or use the plain split only (--split kfold)."
             )
+        used_alphas = all_alphas * feature_scale(Xtr) if relative else all_alphas
         score = np.zeros((T, len(all_alphas)))
         for tr, va in KFold(n_splits=inner_splits).split(Xtr):
-            score += _r2(Ytr[va], _ridge_paths(Xtr[tr], Ytr[tr], Xtr[va], all_alphas))
+            score += _r2(Ytr[va], _ridge_paths(Xtr[tr], Ytr[tr], Xtr[va], used_alphas))
         score /= inner_splits
         best = np.array([col[t][int(np.argmax(score[t, col[t]]))] for t in range(T)])
-        full = _ridge_paths(Xtr, Ytr, X[test], all_alphas)  # [n_test, T, A_all]
+        full = _ridge_paths(Xtr, Ytr, X[test], used_alphas)  # [n_test, T, A_all]
         pred[test] = full[:, np.arange(T), best]
         chosen[f_i] = all_alphas[best]
     if clip is not None:
@@ -193,15 +212,27 @@ class PredictionResult:
 
     `rows`: one dict per (target, features, split) with `pearson_mean`, `pearson_std`,
     `spearman_mean`, `spearman_std` (std over seeds, numpy's population std as in the paper),
-    `n_models`, `alphas` (the penalties chosen, one per seed and fold).
+    `n_models`, `n_folds`, `distinct_splits` (how many different fold assignments the seeds
+    gave: 1 means the std over seeds is 0 by construction, not a measured precision), `alphas`
+    (the penalties chosen, one per seed and fold, as values of the relative grid),
+    `alpha_at_lowest` and `alpha_at_highest` (how many of them are an end of the grid).
     `predictions[(target, features, split)]`: out-of-fold predictions averaged over seeds,
     float64 `[n]`, NaN where the target is missing.
     `per_seed[(target, features, split)]`: `[n_seeds, n]` out-of-fold predictions.
+    `notes`: what was adapted or is worth knowing (folds fitted to the groups, penalties at an
+    edge of the grid), one sentence each.
     """
 
     rows: list[dict] = field(default_factory=list)
     predictions: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
     per_seed: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _partition(folds: np.ndarray) -> bytes:
+    """A fold assignment up to the numbering of its folds (for comparing seeds)."""
+    first_seen = {f: k for k, f in enumerate(dict.fromkeys(folds.tolist()))}
+    return np.array([first_seen[f] for f in folds.tolist()], dtype=np.int64).tobytes()
 
 
 def predict_benchmarks(
@@ -215,15 +246,19 @@ def predict_benchmarks(
     inner_splits: int = 5,
     loglik_targets=(MEAN_LOGLIK,),
     clip: tuple[float, float] | None = (0.0, 100.0),
+    alphas=ALPHAS,
+    fit_folds: bool = False,
     progress: bool = False,
 ) -> PredictionResult:
     """Cross-validated ridge prediction of every target from every feature set.
 
     features: name -> `[n, d]` (e.g. `{"Q": Q, "L": L}`), rows aligned with the targets.
     targets: name -> `[n]` float (NaN = unknown for that model; those rows are left out
-    of that target's CV). Targets named in `loglik_targets` use `LOGLIK_ALPHAS` and are not
-    clipped; the others use `DEFAULT_ALPHAS` and are clipped to `clip`.
+    of that target's CV). Targets named in `loglik_targets` are not clipped; the others are
+    clipped to `clip`. `alphas`: the relative penalty grid (`ALPHAS`, see `feature_scale`).
     groups: `[n]` labels for the grouped split (required when "group" is in `splits`).
+    fit_folds: with fewer groups than `n_splits` (at least 2), the grouped split uses one fold
+    per group instead of failing, and says so in `notes`.
     """
     splits = tuple(splits)
     for s in splits:
@@ -250,6 +285,8 @@ def predict_benchmarks(
     if n is None:
         raise ValueError("no feature sets given")
     groups_arr = None if groups is None else np.asarray(groups)
+    grid = np.asarray(alphas, dtype=np.float64)
+    notes: list[str] = []
 
     # Targets known for the same models share folds, SVDs and fits.
     ys = {}
@@ -262,6 +299,25 @@ def predict_benchmarks(
     for t, y in ys.items():
         by_mask.setdefault(np.isfinite(y).tobytes(), []).append(t)
 
+    # One fold assignment per (split, targets known, seed), shared by the feature sets.
+    fold_sets: dict[tuple[str, bytes], list[np.ndarray]] = {}
+    for split in splits:
+        for key, names in by_mask.items():
+            have = np.frombuffer(key, dtype=bool)
+            if not have.any():
+                raise PylogmapError(f"target(s) {', '.join(names)} have no known value for any model.")
+            g = groups_arr[have] if split == "group" else None
+            k = n_splits
+            if g is not None and fit_folds:
+                n_groups = len(np.unique(g))
+                if 2 <= n_groups < n_splits:
+                    k = n_groups
+                    notes.append(
+                        f"{', '.join(names)}: only {n_groups} model groups, so the grouped split uses "
+                        f"{n_groups} folds (one group each) instead of {n_splits}"
+                    )
+            fold_sets[(split, key)] = [outer_folds(int(have.sum()), groups=g, n_splits=k, seed=seed) for seed in seeds]
+
     jobs = [(fname, split, key) for fname in features for split in splits for key in by_mask]
     iterator = jobs
     if progress:
@@ -273,18 +329,18 @@ def predict_benchmarks(
     for fname, split, key in iterator:
         names = by_mask[key]
         have = np.frombuffer(key, dtype=bool)
-        if not have.any():
-            raise PylogmapError(f"target(s) {', '.join(names)} have no known value for any model.")
         X = compress_features(compressed[fname][have])
         Y = np.stack([ys[t][have] for t in names], axis=1)
-        grids = [LOGLIK_ALPHAS if t in loglik_targets else DEFAULT_ALPHAS for t in names]
+        folds_by_seed = fold_sets[(split, key)]
         for t in names:
             per_seed[(t, fname, split)] = np.full((len(seeds), n), np.nan)
-            stats[(t, fname, split)] = {"pearson": [], "spearman": [], "alphas": []}
-        for s_i, seed in enumerate(seeds):
-            g = groups_arr[have] if split == "group" else None
-            folds = outer_folds(int(have.sum()), groups=g, n_splits=n_splits, seed=seed)
-            pred, alpha = ridge_cv_predict(X, Y, folds, alphas=grids, inner_splits=inner_splits, clip=None)
+            stats[(t, fname, split)] = {
+                "pearson": [], "spearman": [], "alphas": [], "n_folds": int(len(np.unique(folds_by_seed[0]))),
+                "distinct_splits": len({_partition(f) for f in folds_by_seed}),
+            }
+        for s_i, folds in enumerate(folds_by_seed):
+            pred, alpha = ridge_cv_predict(X, Y, folds, alphas=grid, inner_splits=inner_splits, clip=None,
+                                           relative=True)
             for j, t in enumerate(names):
                 p = pred[:, j]
                 if t not in loglik_targets and clip is not None:
@@ -296,27 +352,43 @@ def predict_benchmarks(
                 st["spearman"].append(rho)
                 st["alphas"].extend(alpha[:, j].tolist())
 
-    result = PredictionResult()
+    result = PredictionResult(notes=notes)
+    edges: dict[str, list[str]] = {"lowest": [], "highest": []}
     for t in targets:
         for fname in features:
             for split in splits:
                 key = (t, fname, split)
                 st = stats[key]
+                chosen = np.asarray(st["alphas"])
+                low, high = int((chosen == grid.min()).sum()), int((chosen == grid.max()).sum())
                 result.rows.append(
                     {
                         "target": t,
                         "features": fname,
                         "split": split,
                         "n_models": int(np.isfinite(ys[t]).sum()),
+                        "n_folds": st["n_folds"],
+                        "distinct_splits": st["distinct_splits"],
                         "pearson_mean": float(np.mean(st["pearson"])),
                         "pearson_std": float(np.std(st["pearson"])),
                         "spearman_mean": float(np.mean(st["spearman"])),
                         "spearman_std": float(np.std(st["spearman"])),
                         "alphas": st["alphas"],
+                        "alpha_at_lowest": low,
+                        "alpha_at_highest": high,
                     }
                 )
+                for edge, count in (("lowest", low), ("highest", high)):
+                    if count:
+                        edges[edge].append(f"{t}/{fname}/{split} {count} of {len(chosen)}")
                 result.per_seed[key] = per_seed[key]
                 result.predictions[key] = per_seed[key].mean(axis=0)
+    meaning = {"lowest": "almost no penalty", "highest": "the fit is about the mean: little signal"}
+    for edge, where in edges.items():
+        if where:
+            value = grid.min() if edge == "lowest" else grid.max()
+            notes.append(f"the ridge penalty was the {edge} of its grid ({value:g} x the features' scale; "
+                         f"{meaning[edge]}) in {', '.join(where)} fits")
     return result
 
 
@@ -337,34 +409,37 @@ def loglik_correlations(mean_loglik: np.ndarray, targets: dict[str, np.ndarray])
 _ID_COLUMNS = ("model", "name", "label", "model_name", "model_id")
 
 
-def read_scores_csv(path, *, categorical=()) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Read a benchmark table: one row per model, an id column, numeric score columns.
+def read_scores_csv(path, *, categorical=(), targets=None) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Read a benchmark table: one row per model, an id column, score columns.
 
     The table is read by `pylogmap.files.read_table` (CSV, or TSV). The id column is the first of
     `model`, `name`, `label`, `model_name`, `model_id` present (case-insensitive), else the first
     column. Missing values are those of `pylogmap.files.MISSING_VALUES` (empty, NaN, NA, ...).
-    Columns named in `categorical` are kept as strings (e.g. a grouping column); any other
-    non-numeric value is an error naming the column, the row and the value.
+    A column whose values are all numbers (or missing) is float64; any other column (a
+    leaderboard's type, precision, license...) and those named in `categorical` (a grouping
+    column) are object arrays of the stripped strings, which `predict_map` does not predict.
+    `targets`: columns that must be numeric; a value that is not a number there is an error
+    naming the column, the line and the value.
     """
     table = read_table(path, what="scores table")
     header = table.header
     lower = [h.lower() for h in header]
     id_col = header[next((lower.index(c) for c in _ID_COLUMNS if c in lower), 0)]
     cat = {c.lower() for c in categorical}
+    wanted = set(targets or ())
     ids = [cell.strip() for cell in table.columns[id_col]]
     out: dict[str, np.ndarray] = {}
-    bad: list[tuple[int, int, str]] = []  # (row, column position, column) of the first non-number
+    bad: list[tuple[int, int, str]] = []  # (row, column position, column) of a target's first non-number
     for j, h in enumerate(header):
         if h == id_col:
             continue
         cells = table.columns[h]
-        if h.lower() in cat:
-            out[h] = np.array([cell.strip() for cell in cells], dtype=object)
-            continue
         parsed = [parse_number(cell) for cell in cells]
         first = next((i for i, p in enumerate(parsed) if p is None), None)
-        if first is not None:
-            bad.append((first, j, h))
+        if h.lower() in cat or first is not None:
+            if first is not None and h in wanted:
+                bad.append((first, j, h))
+            out[h] = np.array([cell.strip() for cell in cells], dtype=object)
             continue
         out[h] = np.array(parsed, dtype=np.float64)
     if bad:
@@ -372,8 +447,7 @@ def read_scores_csv(path, *, categorical=()) -> tuple[list[str], dict[str, np.nd
         raise PylogmapError(
             f"{path}, line {table.lines[row]}: column {h!r} has the non-numeric value "
             f"{table.columns[h][row].strip()!r}; benchmark columns must be numbers (empty = unknown). "
-            f"Remove the column, or name it as the grouping column (--group-by {h}), or choose the "
-            f"targets with --targets."
+            f"Fix the value, or leave the column out of --targets."
         )
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
@@ -439,8 +513,6 @@ def predict_map(
     the table `rows`, `loglik_correlations`, the out-of-fold predictions per map row
     (`columns`: name -> float64 [M], NaN elsewhere) and `notes`.
     """
-    from pylogmap.analysis._mapdata import clipped_and_centred, require_used
-
     notes: list[str] = []
     used_rows = require_used(data, 2, "benchmark prediction")
     lookup = RowLookup(list(zip(data.names, data.revisions, np.asarray(data.layers).tolist())), data.labels)
@@ -483,23 +555,32 @@ def predict_map(
     if group_col is not None:
         group_col = np.array([str(g) for g in group_col], dtype=object)
 
-    names = list(targets) if targets else [c for c in columns if c != group_by]
+    if targets:
+        names = list(targets)
+    else:
+        names = [c for c in columns if c != group_by and columns[c].dtype != object]
+        text = [c for c in columns if c != group_by and columns[c].dtype == object]
+        if text:
+            notes.append(f"ignored {len(text)} column(s) that are not numbers: {', '.join(text)} "
+                         "(name numeric ones with --targets to choose)")
     tcols = {}
     for t in names:
         if t not in columns:
             raise PylogmapError(f"no column {t!r} in the scores table; columns: {', '.join(columns)}.")
         if columns[t].dtype == object:
-            raise PylogmapError(f"column {t!r} is not numeric and cannot be a target.")
+            raise PylogmapError(f"column {t!r} holds text, not numbers, and cannot be a target; leave it out of --targets.")
         tcols[t] = columns[t][sel]
     if not tcols:
-        raise PylogmapError("the scores table has no numeric benchmark column to predict.")
+        raise PylogmapError("the scores table has no numeric benchmark column to predict; "
+                            "benchmark columns must hold numbers (empty = unknown).")
     mean_ll = data.L[rows].mean(axis=1)
     tcols[MEAN_LOGLIK] = mean_ll
 
     res = predict_benchmarks(
         features, tcols, groups=group_col, splits=splits, seeds=seeds, n_splits=n_splits,
-        loglik_targets=(MEAN_LOGLIK,), progress=progress,
+        loglik_targets=(MEAN_LOGLIK,), fit_folds=True, progress=progress,
     )
+    notes.extend(res.notes)
     primary = "group" if "group" in splits else splits[0]
     out_cols = {}
     for t in tcols:

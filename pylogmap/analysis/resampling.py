@@ -22,12 +22,16 @@ Plain functions over arrays; `resample_map` works on a map file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from pylogmap.analysis._mapdata import clipped_and_centred, require_used
 from pylogmap.errors import PylogmapError
 
 METHODS = ("uniform", "ls", "kl")
+#: Largest number of draws per text asked of an error curve (the sizes `larger_sizes` tries end here).
+MAX_DRAWS_PER_TEXT = 50
 
 
 def sampling_probabilities(Q: np.ndarray, method: str) -> np.ndarray:
@@ -203,7 +207,13 @@ def error_curve(
 
 @dataclass
 class Selection:
-    """A reduced text set: `indices` into the full set, their `weights`, and its errors."""
+    """A reduced text set: `indices` into the full set, their `weights`, and its errors.
+
+    `rms_tau1`/`rms_tau2` are the RMS errors over all the draws of this size (`n_seeds` of them):
+    the error a draw of this size has, which is what `target_error` is met by and what to expect
+    for models added later. `tau1`/`tau2` are this one draw's own errors on the map's models
+    (chosen among the draws, so they are often lower than the RMS: not a promise for new models).
+    """
 
     method: str
     n_draws: int
@@ -213,13 +223,21 @@ class Selection:
     tau2: float
     target_error: float
     seed: int
+    rms_tau1: float = float("nan")
+    rms_tau2: float = float("nan")
+    n_seeds: int = 0
 
 
-def select_texts(curve: ErrorCurve, method: str, target_error: float, *, error: str = "tau1") -> Selection:
+def select_texts(curve: ErrorCurve, method: str, target_error: float, *, error: str = "tau1",
+                 sizes_given: bool = True) -> Selection:
     """The smallest draw count whose RMS error (`tau1` or `tau2`) is <= `target_error`.
 
     Among that count's seeds, the draw with the fewest unique texts whose own error is at most
-    the target is kept (ties: lowest error); if none is, the draw with the lowest error.
+    the target is kept (ties: lowest error); if none is, the draw with the lowest error. The
+    target is always judged by the RMS over the seeds, never by one lucky draw, so "no size
+    reaches it" and the error of a stored selection never contradict each other.
+    `sizes_given`: whether the caller chose the sizes (the error message then says that larger
+    sizes reach lower errors).
     """
     if error not in ("tau1", "tau2"):
         raise ValueError("error must be 'tau1' or 'tau2'")
@@ -228,13 +246,16 @@ def select_texts(curve: ErrorCurve, method: str, target_error: float, *, error: 
         raise PylogmapError(f"no error curve for method {method!r}.")
     ok = [r for r in rows if r[error] <= target_error]
     if not ok:
-        best = min(r[error] for r in rows)
+        best = min(rows, key=lambda r: r[error])
+        hint = ("ask for larger sizes (--sizes) or a larger target error (--target-error)" if sizes_given
+                else "ask for a larger target error (--target-error), or keep all texts")
         raise PylogmapError(
-            f"no sample size reaches {error} <= {target_error:g} with method {method} "
-            f"(best {best:.4g}, with all {rows[-1]['n_draws']} draws); ask for a larger target "
-            f"error (--target-error)."
+            f"no sample size reaches an RMS {error} <= {target_error:g} with method {method}: the best is "
+            f"{best[error]:.4g} with {best['n_draws']} draws ({best['unique_mean']:.0f} unique texts on average); "
+            f"{hint}."
         )
-    n = ok[0]["n_draws"]
+    row = ok[0]
+    n = row["n_draws"]
     if (method, n) not in curve.draws:
         raise ValueError(f"the error curve did not keep the draws of {method!r}; pass keep_draws")
     draws = curve.draws[(method, n)]
@@ -245,7 +266,15 @@ def select_texts(curve: ErrorCurve, method: str, target_error: float, *, error: 
     else:
         pick = min(range(len(draws)), key=lambda i: draws[i][col])
     idx, w, t1, t2, seed = draws[pick]
-    return Selection(method, n, idx, w, t1, t2, float(target_error), seed)
+    return Selection(method, n, idx, w, t1, t2, float(target_error), seed,
+                     rms_tau1=float(row["tau1"]), rms_tau2=float(row["tau2"]), n_seeds=int(row["n_seeds"]))
+
+
+def larger_sizes(n_texts: int, after: int) -> list[int]:
+    """Draw counts beyond `after` for a target the default sizes miss: 2, 5, 10, 20 and 50 times
+    the number of texts (more draws than texts: more of them are drawn, with weights nearer 1,
+    so the error keeps falling towards the full set's 0)."""
+    return [m * n_texts for m in (2, 5, 10, 20, MAX_DRAWS_PER_TEXT) if m * n_texts > after]
 
 
 # --------------------------------------------------------------------------- map level
@@ -270,21 +299,42 @@ def resample_map(
 
     Uses the fully scored rows; L is clipped at the 2 % quantile (the map's tau) and
     double-centred by `pylogmap.geometry`. Returns `rows` (the curve), `tau` (clip threshold),
-    `n_models`, `n_texts` and, with `target_error`, `selection` (a `Selection`).
+    `n_models`, `n_texts` and, with `target_error`, `selection` (a `Selection`). When the
+    default sizes (`grid` None) miss the target, larger ones (`larger_sizes`) are tried for
+    `select_method` until one meets it or nearly every text is drawn.
     """
-    from pylogmap.analysis._mapdata import clipped_and_centred, require_used
-
     used = require_used(data, 2, "resampling")
     Lc, Q, tau = clipped_and_centred(data.L[used], data.tau)
     methods = tuple(methods)
     if target_error is not None and select_method not in methods:
         methods = methods + (select_method,)
     keep = (select_method,) if target_error is not None else ()
+    seeds = list(seeds)
     curve = error_curve(Lc, Q, methods=methods, grid=grid, seeds=seeds, keep_draws=keep, progress=progress)
     out = {"rows": curve.rows, "tau": tau, "n_models": int(len(used)), "n_texts": int(Lc.shape[1])}
     if target_error is not None:
-        out["selection"] = select_texts(curve, select_method, target_error, error=error)
+        if grid is None:
+            _extend_until(curve, Lc, Q, select_method, target_error, error, seeds, progress)
+        out["selection"] = select_texts(curve, select_method, target_error, error=error,
+                                        sizes_given=grid is not None)
     return out
+
+
+def _extend_until(curve: ErrorCurve, L, Q, method: str, target_error: float, error: str, seeds, progress) -> None:
+    """Add larger sizes of `method` to `curve` until one meets the target (by RMS) or the draws
+    cover nearly every text."""
+    N = L.shape[1]
+
+    def rows():
+        return sorted((r for r in curve.rows if r["method"] == method), key=lambda r: r["n_draws"])
+
+    for n in larger_sizes(N, rows()[-1]["n_draws"]):
+        last = rows()[-1]
+        if last[error] <= target_error or last["unique_mean"] >= 0.99 * N:
+            return
+        more = error_curve(L, Q, methods=(method,), grid=[n], seeds=seeds, keep_draws=(method,), progress=progress)
+        curve.rows.extend(more.rows)
+        curve.draws.update(more.draws)
 
 
 def selection_items(sel: Selection, tau: float, n_texts: int, n_models: int) -> dict:
@@ -294,6 +344,9 @@ def selection_items(sel: Selection, tau: float, n_texts: int, n_models: int) -> 
         "n_draws": int(sel.n_draws),
         "tau1": float(sel.tau1),
         "tau2": float(sel.tau2),
+        "rms_tau1": float(sel.rms_tau1),
+        "rms_tau2": float(sel.rms_tau2),
+        "n_seeds": int(sel.n_seeds),
         "target_error": float(sel.target_error),
         "seed": int(sel.seed),
         "clip_tau": float(tau),
@@ -348,11 +401,9 @@ def place_in_2d(kl: np.ndarray, xy_ref: np.ndarray, k: int = 5) -> np.ndarray:
     return out
 
 
-def selection_path(map_path) -> "Path":
+def selection_path(map_path) -> Path:
     """The side map file that holds new models scored on the selected texts only:
     `map.h5` -> `map.selection.h5` (a normal map file of the selected texts, resumable)."""
-    from pathlib import Path
-
     p = Path(map_path)
     stem = p.name[:-3] if p.name.endswith(".h5") else p.name
     return p.with_name(stem + ".selection.h5")

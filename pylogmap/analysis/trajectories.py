@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pylogmap.analysis._mapdata import clipped_and_centred, require_used
 from pylogmap.errors import PylogmapError
+from pylogmap.mapping import geometry
 from pylogmap.store import split_step, step_of
 
 
@@ -156,8 +158,6 @@ def consecutive_kl(L: np.ndarray, mean_bytes: float | None = None) -> dict[str, 
     Returns `kl_nats`, `se_nats` (`[T-1]`, per text, from `geometry.kl_estimate`) and, when
     `mean_bytes` is given, `kl_bpb`, `se_bpb` (bits per byte).
     """
-    from pylogmap.mapping import geometry
-
     L = np.asarray(L, dtype=np.float64)
     kl = np.empty(len(L) - 1)
     se = np.empty(len(L) - 1)
@@ -183,8 +183,6 @@ def window_distances(
 
 def loglik_window_kl(L: np.ndarray, window: int = 10) -> np.ndarray:
     """`D[t0, t]` = KL estimate (nats per text) between rows t0 and t of `L`, within `window`."""
-    from pylogmap.mapping import geometry
-
     L = np.asarray(L, dtype=np.float64)
     return window_distances(len(L), lambda a, b: float(geometry.kl_estimate(L[a], L[b])[0]), window)
 
@@ -250,8 +248,6 @@ def trajectories_map(
     `pylogmap.experiments.checkpoint_weight_distances`, which reads the weights). Layer
     trajectories get consecutive KLs only (an exponent over layers has no diffusion meaning).
     """
-    from pylogmap.analysis._mapdata import clipped_and_centred, require_used
-
     used = require_used(data, 2, "trajectories")
     trajs = group_trajectories(
         [data.names[i] for i in used], [data.revisions[i] for i in used], data.layers[used],
@@ -269,6 +265,11 @@ def trajectories_map(
     if drop_jumpy > 0:
         ck = [Lc[t.rows] for t in trajs if t.kind == "checkpoints"] or [Lc[t.rows] for t in trajs]
         keep = jumpy_texts(ck, drop_jumpy)
+        if keep.sum() < 2:
+            raise PylogmapError(
+                f"dropping {drop_jumpy:g} of the {len(keep)} texts as jumpy leaves {int(keep.sum())}; a KL "
+                "estimate needs at least 2: use a smaller --drop-jumpy (e.g. 0.03)."
+            )
     mean_bytes = float(np.mean(data.text_bytes[keep]))
     results = []
     for t in trajs:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pylogmap.analysis._report import print_json, print_table
 from pylogmap.errors import PylogmapError
+from pylogmap.numbers import format_value
 from pylogmap.experiments import add_models
 from pylogmap.scoring import DTYPES
 
@@ -44,7 +45,7 @@ def run(args) -> int:
     for j, name in enumerate(res["models"]):
         where = ""
         if res["xy"] is not None:
-            where = f" placed at ({res['xy'][j][0]:.2f}, {res['xy'][j][1]:.2f})"
+            where = f" placed at ({format_value(res['xy'][j][0])}, {format_value(res['xy'][j][1])})"
         print(f"\n{name}{where}")
         print_table(["nearest model", "KL bits/byte", "KL nats/text"],
                     [[n["label"], n["kl_bpb"], n["kl_nats"]] for n in res["neighbors"][j]])

@@ -9,15 +9,18 @@ By the output's extension:
   .h5ad             an AnnData object: X = the matrix, obs = models (+ annotations), obsm =
                     embeddings, var = texts
 --matrix q exports the double-centred Q of the models on the map instead of raw L.
+Models scored since the last 'pylogmap map' are exported without coordinates (on_map false) and
+listed; run 'pylogmap map FILE' to place them. OUT is replaced atomically: complete or untouched.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+import sys
 
 from pylogmap.errors import PylogmapError
+from pylogmap.files import check_target
 from pylogmap.io import exchange
 
 
@@ -31,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ext = Path(args.output).suffix.lower()
+    ext = check_target(args.output).suffix.lower()  # a bad output path fails before anything is read
     if ext in exchange.MAP_FORMATS:
         info = exchange.export_map(args.file, args.output)
     elif ext in exchange.MATRIX_FORMATS:
@@ -42,7 +45,14 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.json:
         print(json.dumps(info, indent=2))
-    else:
-        files = info.get("files", [info["path"]])
-        print("wrote " + ", ".join(files))
+        return 0
+    print("wrote " + ", ".join(info.get("files", [info["path"]])))
+    unplaced = info["unplaced"]
+    if unplaced:
+        print(f"note: {len(unplaced)} model(s) scored since the last map have no coordinates yet: "
+              f"{', '.join(unplaced[:5])}{' ...' if len(unplaced) > 5 else ''}; run 'pylogmap map {args.file}' "
+              "to place them.", file=sys.stderr)
+    elif info["stale"]:
+        print(f"note: rows changed since the last map, so the coordinates are those of the old rows; run "
+              f"'pylogmap map {args.file}' to update them.", file=sys.stderr)
     return 0

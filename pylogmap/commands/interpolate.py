@@ -16,6 +16,8 @@ from __future__ import annotations
 from pylogmap.analysis._report import print_json, print_table
 from pylogmap.analysis.plots import plot_interpolation
 from pylogmap.experiments import interpolate_models
+from pylogmap.files import check_target
+from pylogmap.numbers import format_value
 from pylogmap.texts import load_texts
 
 
@@ -38,6 +40,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    check_target(args.out)  # its folder exists and it is not a folder; an existing map is resumed
+    if args.plot:
+        check_target(args.plot)  # before the (long) scoring
     ts = load_texts(args.texts)
     res = interpolate_models(
         args.base, args.a, args.b, texts=ts, out=args.out, step=args.grid, lo=args.range[0], hi=args.range[1],
@@ -51,11 +56,12 @@ def run(args) -> int:
         return 0
     ip = res["inner_products"]
     print(f"{len(res['ab'])} merged models scored into {args.out}")
-    print(f"weight space: |A-BASE|^2 = {ip['ip11']:.6g}, |B-BASE|^2 = {ip['ip22']:.6g}, <A-BASE, B-BASE> = {ip['ip12']:.6g}")
+    print(f"weight space: |A-BASE|^2 = {format_value(ip['ip11'])}, |B-BASE|^2 = {format_value(ip['ip22'])}, "
+          f"<A-BASE, B-BASE> = {format_value(ip['ip12'])}")
     ev = res["explained_variance_ratio"]
-    print(f"log-likelihood grid: PCA explains {ev[0]:.3f} + {ev[1]:.3f} of the variance")
-    print(f"Procrustes disparity (weight grid vs log-likelihood grid): {res['disparity']:.4f}")
-    print(f"Spearman rho of pairwise squared distances: {res['distance_spearman']:.4f}")
+    print(f"log-likelihood grid: PCA explains {format_value(ev[0])} + {format_value(ev[1])} of the variance")
+    print(f"Procrustes disparity (weight grid vs log-likelihood grid): {format_value(res['disparity'])}")
+    print(f"Spearman rho of pairwise squared distances: {format_value(res['distance_spearman'])}")
     print()
     print_table(["a", "b", "weight x", "weight y", "loglik x", "loglik y"],
                 [[a, b, w[0], w[1], ll[0], ll[1]] for (a, b), w, ll in zip(res["ab"], res["weight_xy_std"], res["loglik_xy"])])

@@ -22,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from pylogmap import mapping
+    from pylogmap.numbers import format_pm, format_value
     from pylogmap.store import open_map
 
     with open_map(args.file) as mf:
@@ -30,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(res, indent=2))
         return 0
     print(f"KL estimate between\n  A = {res['a']}\n  B = {res['b']}")
-    print(f"  {res['kl_bits_per_byte']:.6g} ± {res['se_bits_per_byte']:.3g} bits/byte")
-    print(f"  {res['kl_nats']:.6g} ± {res['se_nats']:.3g} nats/text")
-    print(f"  ({res['n_texts']} texts, {res['mean_bytes']:.1f} bytes/text; clipped at tau = {res['tau']:.6g}, "
+    print(f"  {format_pm(res['kl_bits_per_byte'], res['se_bits_per_byte'])} bits/byte")
+    print(f"  {format_pm(res['kl_nats'], res['se_nats'])} nats/text")
+    print(f"  ({res['n_texts']} texts, {format_value(res['mean_bytes'])} bytes/text; clipped at tau = "
+          f"{format_value(res['tau'], 6)}, "
           f"{'from the map' if res['tau_source'] == 'map' else '2% quantile of the scored rows'}; ± = standard error)")
     return 0

@@ -14,10 +14,10 @@ Example:  pylogmap leakage map.h5 EleutherAI/pythia-410m -k 10 --top 30
 
 from __future__ import annotations
 
-from pylogmap import store
 from pylogmap.analysis import _mapdata, leakage
 from pylogmap.analysis._report import print_json, print_table
 from pylogmap.errors import PylogmapError
+from pylogmap.store import open_map
 
 SNIPPET = 60  # characters of each text shown in the table
 
@@ -37,7 +37,7 @@ def run(args) -> int:
         raise PylogmapError("-k must be at least 1 (the number of neighbours that predict the model).")
     if args.top < 1:
         raise PylogmapError("--top must be at least 1.")
-    with store.open_map(args.file, mode="r") as m:
+    with open_map(args.file, mode="r") as m:
         row = m.find_row(args.model)  # unknown names: MapFileError with the closest labels
         data = _mapdata.read_map(m, str(args.file))
         texts = m.texts()

@@ -23,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
 
     from pylogmap import mapping
     from pylogmap.errors import PylogmapError
+    from pylogmap.mapping.geometry import SAME_KL_NATS
+    from pylogmap.numbers import format_pm, format_value
     from pylogmap.store import open_map
 
     if args.k < 1:
@@ -33,13 +35,17 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(res, indent=2))
         return 0
     print(f"nearest models of {res['model']}  ({res['n_used']} models on the map, {res['n_texts']} texts, "
-          f"{res['mean_bytes']:.1f} bytes/text)")
-    width = max(5, min(70, max(len(n["model"]) for n in res["neighbors"])))
-    print(f"{'rank':>4}  {'model':<{width}}  {'KL bits/byte':>20}  {'KL nats/text':>22}")
-    for n in res["neighbors"]:
-        bpb = f"{n['kl_bits_per_byte']:.4g} ± {n['se_bits_per_byte']:.2g}"
-        nats = f"{n['kl_nats']:.4g} ± {n['se_nats']:.2g}"
-        print(f"{n['rank']:>4}  {n['model']:<{width}}  {bpb:>20}  {nats:>22}")
+          f"{format_value(res['mean_bytes'])} bytes/text)")
+    # A neighbour with identical numbers is the model itself (its last lens layer, or a copy).
+    names = [n["model"] + ("  (identical: the model itself)" if n["kl_nats"] <= SAME_KL_NATS else "")
+             for n in res["neighbors"]]
+    bpb = [format_pm(n["kl_bits_per_byte"], n["se_bits_per_byte"]) for n in res["neighbors"]]
+    nats = [format_pm(n["kl_nats"], n["se_nats"]) for n in res["neighbors"]]
+    width = max(5, min(70, max(map(len, names))))
+    wb, wn = max(12, *map(len, bpb)), max(12, *map(len, nats))
+    print(f"{'rank':>4}  {'model':<{width}}  {'KL bits/byte':>{wb}}  {'KL nats/text':>{wn}}")
+    for n, name, b, q in zip(res["neighbors"], names, bpb, nats):
+        print(f"{n['rank']:>4}  {name:<{width}}  {b:>{wb}}  {q:>{wn}}")
     print("KL = Var(L_i - L_j)/2 over texts (clipped at tau = "
-          f"{res['tau']:.6g}); ± = standard error (delta method).")
+          f"{format_value(res['tau'], 6)}); ± = standard error (delta method).")
     return 0

@@ -1,13 +1,15 @@
 """Predict benchmark scores from the map with ridge regression (map paper, section 5).
 
 Reads a CSV with one row per model: a column `model` (or `name`/`label`, else the first column)
-with the map's model names or display labels, and numeric benchmark columns (e.g. ARC,
-HellaSwag, MMLU, TruthfulQA, Winogrande, GSM8K; empty = unknown). For each column and for the
-model's mean log-likelihood, ridge regression from the double-centred log-likelihood vectors (Q)
-and from the clipped raw vectors (L) is cross-validated: penalty by inner 5-fold CV over
-1e1..1e9 (1e-4..1e4 for mean log-likelihood), outer 5-fold CV grouped by model type (--group-by,
-default `family`) and plainly shuffled, seeds 0-4, predictions clipped to [0, 100]. Prints
-Pearson r and Spearman rho (mean +- std over seeds) and the correlation of mean log-likelihood
+with the map's model names or display labels, and benchmark columns (e.g. ARC, HellaSwag, MMLU,
+TruthfulQA, Winogrande, GSM8K; empty = unknown). Every numeric column is a target (or those of
+--targets); columns of text (a leaderboard's type, precision, license...) are ignored and listed.
+For each target and for the model's mean log-likelihood, ridge regression from the double-centred
+log-likelihood vectors (Q) and from the clipped raw vectors (L) is cross-validated: penalty by
+inner 5-fold CV over 1e-10..1e3 times the features' scale (reported when it sits at an edge),
+outer 5-fold CV grouped by model type (--group-by, default `family`; one fold per group when
+there are fewer groups) and plainly shuffled, seeds 0-4, predictions clipped to [0, 100]. Prints
+Pearson r and Spearman rho (mean ± std over seeds) and the correlation of mean log-likelihood
 with each benchmark, and writes the out-of-fold predictions from Q back to the file as
 annotation columns `pred_<column>` that the viewer can colour by.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import sys
 
 from pylogmap.analysis import _mapdata, prediction
-from pylogmap.analysis._report import print_json, print_table
+from pylogmap.analysis._report import Estimate, print_json, print_table
 from pylogmap.errors import PylogmapError
 
 
@@ -44,14 +46,17 @@ def run(args) -> int:
     if args.seeds < 1 or args.folds < 2:
         raise PylogmapError("--seeds must be >= 1 and --folds >= 2.")
     group_by = None if args.group_by.lower() == "none" else args.group_by
-    ids, columns = prediction.read_scores_csv(args.scores, categorical=[group_by] if group_by else [])
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets is not None else None
+    if targets is not None and not targets:
+        raise PylogmapError("--targets names no column; give benchmark columns like --targets ARC,MMLU.")
+    ids, columns = prediction.read_scores_csv(args.scores, categorical=[group_by] if group_by else [],
+                                              targets=targets)
     data = _mapdata.load(args.file)
     splits = {"both": ("group", "kfold"), "group": ("group",), "kfold": ("kfold",)}[args.split]
     if group_by is None and "group" in splits:
         if args.split == "group":
             raise PylogmapError("--split group needs a grouping column; drop --group-by none.")
         splits = ("kfold",)
-    targets = [t.strip() for t in args.targets.split(",")] if args.targets else None
     res = prediction.predict_map(
         data, ids, columns, group_by=group_by, targets=targets, splits=splits,
         seeds=range(args.seeds), n_splits=args.folds, skip_unknown=args.skip_unknown,
@@ -67,12 +72,15 @@ def run(args) -> int:
         return 0
     for note in res["notes"]:
         print(f"note: {note}", file=sys.stderr)
-    print(f"{res['n_models']} models, seeds 0-{args.seeds - 1}, {args.folds}-fold outer CV\n")
+    print(f"{res['n_models']} models, seeds 0-{args.seeds - 1}, outer cross-validation\n")
     print_table(
-        ["target", "features", "split", "models", "pearson r", "+-", "spearman rho", "+-"],
-        [[r["target"], r["features"], r["split"], r["n_models"], r["pearson_mean"], r["pearson_std"],
-          r["spearman_mean"], r["spearman_std"]] for r in res["rows"]],
+        ["target", "features", "split", "models", "folds", "pearson r", "spearman rho"],
+        [[r["target"], r["features"], r["split"], r["n_models"], r["n_folds"],
+          Estimate(r["pearson_mean"], _spread(r, "pearson_std")),
+          Estimate(r["spearman_mean"], _spread(r, "spearman_std"))] for r in res["rows"]],
     )
+    print("± = std over seeds" + (" (none where every seed gives the same split)"
+                                   if any(r["distinct_splits"] == 1 for r in res["rows"]) else ""))
     if res["loglik_correlations"]:
         print("\nmean log-likelihood vs benchmark")
         print_table(["target", "models", "pearson r", "spearman rho"],
@@ -80,3 +88,8 @@ def run(args) -> int:
     if written:
         print(f"\nwrote out-of-fold predictions ({res['primary_split']} split, Q) as annotations: {', '.join(written)}")
     return 0
+
+
+def _spread(row: dict, key: str) -> float | None:
+    """The std over seeds, or None when every seed gave the same split (a std of 0 by construction)."""
+    return None if row["distinct_splits"] == 1 else row[key]

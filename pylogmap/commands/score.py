@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from pylogmap.errors import PylogmapError
+from pylogmap.files import read_text
 from pylogmap.scoring import BATCH_TOKENS, DTYPES, EXECUTORS, make_executor, score_models
 from pylogmap.texts import load_texts
 
@@ -75,7 +76,7 @@ def read_model_list(items: list[str]) -> list[str]:
         path = Path(item[1:])
         if not path.is_file():
             raise PylogmapError(f"model list {str(path)!r} (from {item!r}) does not exist; check the path.")
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in read_text(path).splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
                 out.append(line)

@@ -20,6 +20,16 @@ doc_idx, chunk_idx.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+import h5py
+
+from pylogmap.errors import TextSetError
+from pylogmap.files import check_target
+from pylogmap.numbers import format_value
+from pylogmap.store import open_map
+from pylogmap.texts import iter_corpus, load_texts, make_texts
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,41 +63,36 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _make(args) -> int:
-    from pathlib import Path
-
-    from pylogmap.errors import TextSetError
-    from pylogmap.texts import iter_corpus, make_texts
-
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        raise TextSetError(f"{out} already exists; pass --force to overwrite it or choose another -o.")
+    if not 0 <= args.min_bytes < args.max_bytes:
+        raise TextSetError(f"need 0 <= --min-bytes < --max-bytes; got --min-bytes {args.min_bytes} "
+                           f"and --max-bytes {args.max_bytes}.")
+    if args.sample_size < 1:
+        raise TextSetError(f"--sample-size must be at least 1; got {args.sample_size}.")
+    if args.pool_size < 0 or 0 < args.pool_size < args.sample_size:
+        raise TextSetError(f"--pool-size must be 0 (all chunks) or at least --sample-size ({args.sample_size}); "
+                           f"got {args.pool_size}.")
+    if args.max_documents is not None and args.max_documents < 1:
+        raise TextSetError(f"--max-documents must be at least 1; got {args.max_documents}.")
+    out = check_target(args.output, force=args.force)  # before reading the corpus
     corpus = Path(args.corpus)
     if not corpus.exists():
         raise TextSetError(f"corpus {str(corpus)!r} does not exist.")
     ts = make_texts(
         lambda: iter_corpus(corpus, max_documents=args.max_documents),
         max_bytes=args.max_bytes, min_bytes=args.min_bytes, sample_size=args.sample_size,
-        pool_size=args.pool_size or None, seed=args.seed, name=out.stem, progress=True,
+        pool_size=args.pool_size or None, seed=args.seed, name=out.stem, progress=sys.stderr.isatty(),
     )
     ts.to_jsonl(out)
     r = ts.recipe or {}
     print(f"wrote {len(ts)} texts to {out} ({r.get('n_documents')} documents, {r.get('n_chunks')} chunks "
           f"longer than {args.min_bytes} bytes)")
-    print(f"hash {ts.hash}, mean {ts.mean_bytes:.1f} bytes per text")
+    print(f"hash {ts.hash}, mean {format_value(ts.mean_bytes)} bytes per text")
     return 0
 
 
 def _info(args) -> int:
-    from pathlib import Path
-
-    import h5py
-
-    from pylogmap.texts import load_texts
-
     path = Path(args.file)
     if path.is_file() and h5py.is_hdf5(path):
-        from pylogmap.store import open_map
-
         with open_map(path) as mf:
             ts = mf.texts()
     else:
@@ -104,8 +109,8 @@ def format_text_set(ts, where: str = "", max_sources: int = 15) -> str:
     lines.append(f"  hash    {s['hash']}")
     b = s["bytes"]
     if b:
-        lines.append(f"  bytes   mean {b['mean']:.1f}, median {b['median']:.0f}, min {b['min']}, max {b['max']}, "
-                     f"total {b['total']}")
+        lines.append(f"  bytes   mean {format_value(b['mean'])}, median {format_value(b['median'], trim=True)}, "
+                     f"min {b['min']}, max {b['max']}, total {b['total']}")
     if s["recipe"]:
         lines.append("  recipe  " + ", ".join(f"{k}={v}" for k, v in s["recipe"].items()))
     sources = list(s["sources"].items())

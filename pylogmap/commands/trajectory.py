@@ -15,6 +15,17 @@ Example:  pylogmap trajectory map.h5 --model EleutherAI/pythia-410m --drop-jumpy
 
 from __future__ import annotations
 
+import sys
+from functools import partial
+
+from pylogmap.analysis import _mapdata, trajectories
+from pylogmap.analysis._report import Estimate, print_json, print_table
+from pylogmap.analysis.plots import plot_trajectories
+from pylogmap.errors import PylogmapError
+from pylogmap.experiments import checkpoint_weight_distances
+from pylogmap.files import check_target
+from pylogmap.numbers import format_value
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("file", help="map file (.h5)")
@@ -30,18 +41,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import sys
-    from functools import partial
-
-    from pylogmap.analysis import _mapdata, trajectories
-    from pylogmap.analysis._report import print_json, print_table
-    from pylogmap.errors import PylogmapError
-    from pylogmap.experiments import checkpoint_weight_distances
-
     if not 0.0 <= args.drop_jumpy < 1.0:
         raise PylogmapError("--drop-jumpy must be a fraction in [0, 1), e.g. 0.03.")
     if args.window < 2:
         raise PylogmapError("--window must be at least 2 (a fit needs two points).")
+    if args.plot:
+        check_target(args.plot)  # before the work
     data = _mapdata.load(args.file)
     weight_distances = None
     if args.weights:
@@ -50,14 +55,12 @@ def run(args) -> int:
         data, model=args.model, drop_jumpy=args.drop_jumpy, window=args.window, weight_distances=weight_distances,
     )
     if args.plot:
-        from pylogmap.analysis.plots import plot_trajectories
-
         plot_trajectories(res["trajectories"], args.plot)
     if args.json:
         print_json(res)
         return 0
-    print(f"texts used: {res['n_texts_used']} (dropped {res['n_texts_dropped']}), mean {res['mean_bytes']:.1f} bytes, "
-          f"clip tau {res['clip_tau']:.4g}")
+    print(f"texts used: {res['n_texts_used']} (dropped {res['n_texts_dropped']}), mean "
+          f"{format_value(res['mean_bytes'])} bytes, clip tau {format_value(res['clip_tau'])}")
     for t in res["trajectories"]:
         c = t["consecutive"]
         unit = "step" if t["kind"] == "checkpoints" else "layer"
@@ -65,14 +68,15 @@ def run(args) -> int:
         if t["skipped"]:
             print(f"(left out, no step number: {', '.join(t['skipped'])})")
         print_table(
-            [f"from {unit}", f"to {unit}", "KL bits/byte", "SE", "KL nats/text", "SE"],
-            [[int(t["positions"][k]), int(t["positions"][k + 1]), c["kl_bpb"][k], c["se_bpb"][k],
-              c["kl_nats"][k], c["se_nats"][k]] for k in range(len(c["kl_nats"]))],
+            [f"from {unit}", f"to {unit}", "KL bits/byte", "KL nats/text"],
+            [[int(t["positions"][k]), int(t["positions"][k + 1]), Estimate(c["kl_bpb"][k], c["se_bpb"][k]),
+              Estimate(c["kl_nats"][k], c["se_nats"][k])] for k in range(len(c["kl_nats"]))],
         )
         for space, d in t["diffusion"].items():
             s = d["summary"]
-            print(f"diffusion exponent ({space} space, window {res['window']}): mean {s['mean']:.3f}, "
-                  f"median {s['median']:.3f}, std {s['std']:.3f} over {s['n_starts']} starts")
+            print(f"diffusion exponent ({space} space, window {res['window']}): mean {format_value(s['mean'])}, "
+                  f"median {format_value(s['median'])}, std {format_value(s['std'])} over {s['n_starts']} starts")
+    print("\n± = standard error (delta method)")
     if args.plot:
         print(f"\nwrote {args.plot}")
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pylogmap.errors import PylogmapError
+from pylogmap.files.paths import require_file
 
 #: Cell values that mean "no value" (compared after stripping spaces, case-insensitive).
 MISSING_VALUES = frozenset({"", "na", "nan", "n/a", "none", "null", "-"})
@@ -49,9 +50,7 @@ def read_table(path: str | os.PathLike, *, what: str = "table") -> Table:
     Raises `PylogmapError` for a missing file, a file that is not UTF-8, no header or no data row,
     empty or repeated column names, and a row whose number of fields differs from the header's.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise PylogmapError(f"{what} {str(path)!r} does not exist; give a CSV file with a header row.")
+    path = require_file(path, what, "give a CSV file with a header row")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

@@ -3,7 +3,9 @@
 Export (``pylogmap export``):
 - ``.csv`` / ``.parquet``: one row per model with its label, name, revision, layer, status,
   architecture, parameter count, whether it is on the map, mean log-likelihood, the 2-D
-  coordinates (``tsne_x``, ``tsne_y``, ``pca_x`` ...) and every annotation column.
+  coordinates (``tsne_x``, ``tsne_y``, ``pca_x`` ...) and every annotation column. Rows scored
+  after the last ``pylogmap map`` are exported too, without coordinates (``on_map`` false), and
+  the report lists them (``unplaced``) and says whether the map is stale (``stale``).
 - ``.npy``: the log-likelihood matrix (float32 ``[models, texts]``, NaN = not scored, or Q with
   ``what="q"``), plus ``<stem>.models.txt`` (one row key per line: name, or
   ``name<TAB>revision<TAB>layer``) and ``<stem>.texts.jsonl``, so that ``pylogmap import``
@@ -11,12 +13,14 @@ Export (``pylogmap export``):
 - ``.h5ad``: an AnnData object (models = observations, texts = variables) with the model table,
   annotations and mean log-likelihood in ``obs``, the embeddings in ``obsm`` (``X_tsne`` ...),
   text lengths and sources in ``var`` and the map attributes in ``uns``.
+Every output is written atomically (`pylogmap.files.atomic_write`): on any error nothing is
+left behind, and an existing file is replaced only by a complete new one.
 
 Import (``pylogmap import``):
 - ``MATRIX.npy --models NAMES.txt --texts TEXTS.jsonl``: rows in the order of the names file.
 - the published ``log-likelihood_1018.pkl`` (a pickled dict: model name -> vector over the
-  texts, in the order of ``texts-10k-pile.jsonl``) with that jsonl. Unpickling can run code:
-  only import pickles from a source you trust.
+  texts, in the order of ``texts-10k-pile.jsonl``) with that jsonl. The pickle is read as data
+  only (`pylogmap.files.load_data_pickle`): a file that asks to run anything is refused unread.
 
 pandas/pyarrow (Parquet) and anndata (h5ad) are optional and imported only when used.
 """
@@ -26,15 +30,20 @@ from __future__ import annotations
 import csv
 import json
 import math
-import pickle
 from pathlib import Path
 
 import numpy as np
 
+from pylogmap import mapping
 from pylogmap.errors import PylogmapError
+from pylogmap.files import atomic_open, atomic_write, check_target, iter_lines, load_data_pickle, require_file
+from pylogmap.mapping import geometry
+from pylogmap.store import MapFile, RowKey, open_map
+from pylogmap.texts import load_texts
 
 MAP_FORMATS = (".csv", ".parquet")
 MATRIX_FORMATS = (".npy", ".h5ad")
+EMBEDDINGS = ("tsne", "pca", "umap")
 
 
 # --------------------------------------------------------------------------------------------
@@ -42,8 +51,37 @@ MATRIX_FORMATS = (".npy", ".h5ad")
 # --------------------------------------------------------------------------------------------
 
 
+def _per_row(values: np.ndarray, n_rows: int, fill) -> np.ndarray:
+    """A per-row result of the last `pylogmap map` (computed for its rows, the first ones of the
+    file) extended to the file's `n_rows` rows with `fill` for rows scored since."""
+    if len(values) >= n_rows:
+        return values[:n_rows]
+    out = np.full((n_rows,) + values.shape[1:], fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
+    out[: len(values)] = values
+    return out
+
+
+def map_state(mf) -> dict:
+    """How the stored map relates to the file's rows now: `mapped_rows` (rows the last `pylogmap
+    map` saw, None before any), `unplaced` (labels of rows scored since, which have no
+    coordinates) and `stale` (the rows changed since, so the stored map is not theirs)."""
+    used = mf.read_derived("used")
+    if used is None:
+        return {"mapped_rows": None, "unplaced": [], "stale": False}
+    n_mapped = len(used[0])
+    if n_mapped > mf.n_models:
+        raise PylogmapError(
+            f"the map stored in {mf.path.name} covers {n_mapped} rows but the file has {mf.n_models}; "
+            f"run 'pylogmap map {mf.path}' to recompute it."
+        )
+    labels = mf.labels()
+    return {"mapped_rows": n_mapped, "unplaced": labels[n_mapped:],
+            "stale": not mapping.is_fresh(mf, embeddings=())}
+
+
 def map_table(mf) -> dict[str, np.ndarray]:
-    """The per-model table of a map file (columns in a stable order)."""
+    """The per-model table of a map file (columns in a stable order), one row per file row
+    (rows without coordinates yet: NaN coordinates, `on_map` false; see `map_state`)."""
     table = mf.models_table()
     M = mf.n_models
     cols: dict[str, np.ndarray] = {
@@ -56,19 +94,14 @@ def map_table(mf) -> dict[str, np.ndarray]:
         "n_params": table["n_params"].astype(np.int64),
     }
     used = mf.read_derived("used")
-    cols["on_map"] = used[0].astype(bool) if used is not None else np.zeros(M, dtype=bool)
-    ml = mf.read_derived("mean_loglik")
-    if ml is not None:
-        cols["mean_loglik"] = ml[0]
-    else:
-        from pylogmap.mapping import geometry
-
-        cols["mean_loglik"] = geometry.mean_loglik(mf.loglik())
-    for name in ("tsne", "pca", "umap"):
+    cols["on_map"] = _per_row(used[0].astype(bool), M, False) if used is not None else np.zeros(M, dtype=bool)
+    cols["mean_loglik"] = geometry.mean_loglik(mf.loglik())
+    for name in EMBEDDINGS:
         got = mf.read_derived(name)
         if got is not None:
-            cols[f"{name}_x"] = got[0][:, 0].astype(np.float64)
-            cols[f"{name}_y"] = got[0][:, 1].astype(np.float64)
+            xy = _per_row(np.asarray(got[0], dtype=np.float64), M, np.nan)
+            cols[f"{name}_x"] = xy[:, 0]
+            cols[f"{name}_y"] = xy[:, 1]
     for name, values in mf.annotations().items():
         key = name if name not in cols else f"annotation_{name}"
         cols[key] = values
@@ -83,43 +116,48 @@ def _cell(v):
     return str(v)
 
 
-def export_map(path, out, *, require_map: bool = True) -> dict:
-    """Write the per-model table as CSV or Parquet (chosen by the extension of ``out``)."""
-    from pylogmap.store import open_map
+def _check_output(out, formats: tuple[str, ...], what: str) -> Path:
+    out = check_target(out)
+    if out.suffix.lower() not in formats:
+        raise PylogmapError(f"cannot export {what} to {out.name!r}; use a {' or '.join(formats)} file name.")
+    return out
 
-    out = Path(out)
-    ext = out.suffix.lower()
-    if ext not in MAP_FORMATS:
-        raise PylogmapError(f"cannot export a map to {out.name!r}; use a .csv or .parquet file name.")
-    mf = open_map(path)
-    try:
+
+def export_map(path, out, *, require_map: bool = True) -> dict:
+    """Write the per-model table as CSV or Parquet (chosen by the extension of ``out``).
+
+    The report has `unplaced` (rows scored since the last `pylogmap map`, exported without
+    coordinates) and `stale` (rows changed since: the coordinates are those of the old rows)."""
+    out = _check_output(out, MAP_FORMATS, "a map")
+    with open_map(path) as mf:
         if mf.n_models == 0:
             raise PylogmapError(f"{mf.path.name} has no models; nothing to export.")
         if require_map and mf.read_derived("used") is None:
             raise PylogmapError(f"{mf.path.name} has no computed map yet; run 'pylogmap map {mf.path}' first.")
+        state = map_state(mf)
         cols = map_table(mf)
-    finally:
-        mf.close()
-    tmp = out.with_name(out.name + ".tmp")
-    if ext == ".csv":
+    if out.suffix.lower() == ".csv":
         names = list(cols)
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with atomic_open(out, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(names)
             for i in range(len(cols["label"])):
                 writer.writerow([_cell(cols[c][i]) for c in names])
     else:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError as err:
-            raise PylogmapError("Parquet export needs pyarrow; run 'pip install pyarrow' or export to .csv.") from err
-        arrays = {}
-        for c, v in cols.items():
-            arrays[c] = pa.array(v.tolist() if v.dtype == object else v)
+        _write_parquet(cols, out)
+    return {"path": str(out), "rows": int(len(cols["label"])), "columns": list(cols),
+            "unplaced": state["unplaced"], "stale": state["stale"]}
+
+
+def _write_parquet(cols: dict[str, np.ndarray], out: Path) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise PylogmapError("Parquet export needs pyarrow; run 'pip install pyarrow' or export to .csv.") from err
+    arrays = {c: pa.array(v.tolist() if v.dtype == object else v) for c, v in cols.items()}
+    with atomic_write(out) as (tmp,):
         pq.write_table(pa.table(arrays), tmp)
-    tmp.replace(out)
-    return {"path": str(out), "rows": int(len(cols["label"])), "columns": list(cols)}
 
 
 def _key_lines(mf) -> list[str]:
@@ -134,42 +172,35 @@ def export_matrix(path, out, *, what: str = "loglik") -> dict:
     ``what="loglik"`` (default): raw L, NaN for unscored rows. ``what="q"``: the double-centred
     Q of the rows on the map (clipped with the map's tau), other rows NaN.
     """
-    from pylogmap.store import open_map
-
-    out = Path(out)
-    ext = out.suffix.lower()
-    if ext not in MATRIX_FORMATS:
-        raise PylogmapError(f"cannot export a matrix to {out.name!r}; use a .npy or .h5ad file name.")
+    out = _check_output(out, MATRIX_FORMATS, "a matrix")
     if what not in ("loglik", "q"):
         raise PylogmapError(f"unknown matrix {what!r}; use 'loglik' or 'q'.")
-    mf = open_map(path)
-    try:
+    with open_map(path) as mf:
         if mf.n_models == 0:
             raise PylogmapError(f"{mf.path.name} has no models; nothing to export.")
         if what == "loglik":
             X = mf.loglik()
         else:
-            from pylogmap import mapping
-
             geo, _ = mapping.load_geometry(mf)
             X = np.full((mf.n_models, mf.n_texts), np.nan, dtype=np.float32)
             X[geo.rows] = geo.Q
         texts = mf.texts()
-        written = [str(out)]
-        if ext == ".npy":
-            tmp = out.with_name(out.stem + ".tmp.npy")
-            np.save(tmp, X)
-            tmp.replace(out)
+        # only the AnnData file carries coordinates; the matrix is the file's rows as they are now
+        state = map_state(mf) if out.suffix.lower() == ".h5ad" else {"unplaced": [], "stale": False}
+        if out.suffix.lower() == ".npy":
             models_path = out.with_name(out.stem + ".models.txt")
-            models_path.write_text("\n".join(_key_lines(mf)) + "\n", encoding="utf-8")
             texts_path = out.with_name(out.stem + ".texts.jsonl")
-            texts.to_jsonl(texts_path)
-            written += [str(models_path), str(texts_path)]
+            with atomic_write(out, models_path, texts_path) as (tmp_matrix, tmp_models, tmp_texts):
+                np.save(tmp_matrix, X)
+                tmp_models.write_text("\n".join(_key_lines(mf)) + "\n", encoding="utf-8")
+                with open(tmp_texts, "w", encoding="utf-8", newline="\n") as f:
+                    texts.write_jsonl(f)
+            written = [str(out), str(models_path), str(texts_path)]
         else:
             _write_h5ad(mf, X, texts, out, what)
-        return {"path": str(out), "files": written, "shape": list(X.shape), "matrix": what}
-    finally:
-        mf.close()
+            written = [str(out)]
+    return {"path": str(out), "files": written, "shape": list(X.shape), "matrix": what,
+            "unplaced": state["unplaced"], "stale": state["stale"]}
 
 
 def _write_h5ad(mf, X, texts, out: Path, what: str) -> None:
@@ -190,10 +221,10 @@ def _write_h5ad(mf, X, texts, out: Path, what: str) -> None:
         index=pd.Index([str(i) for i in range(len(texts))], name="text"),
     )
     obsm = {}
-    for name in ("tsne", "pca", "umap"):
+    for name in EMBEDDINGS:
         got = mf.read_derived(name)
         if got is not None:
-            obsm[f"X_{name}"] = np.asarray(got[0], dtype=np.float32)
+            obsm[f"X_{name}"] = _per_row(np.asarray(got[0], dtype=np.float32), mf.n_models, np.nan)
     attrs = mf.map_attrs()
     uns = {
         "pylogmap": {
@@ -204,9 +235,8 @@ def _write_h5ad(mf, X, texts, out: Path, what: str) -> None:
         }
     }
     adata = anndata.AnnData(X=np.asarray(X, dtype=np.float32), obs=obs_df, var=var_df, obsm=obsm, uns=uns)
-    tmp = out.with_name(out.stem + ".tmp.h5ad")
-    adata.write_h5ad(tmp)
-    tmp.replace(out)
+    with atomic_write(out) as (tmp,):
+        adata.write_h5ad(tmp)
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,18 +244,14 @@ def _write_h5ad(mf, X, texts, out: Path, what: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def read_model_keys(path) -> list:
+def read_model_keys(path) -> list[RowKey]:
     """Row keys from a names file: one per line, ``name`` or ``name<TAB>revision<TAB>layer``."""
-    from pylogmap.store import RowKey
-
-    path = Path(path)
-    if not path.is_file():
-        raise PylogmapError(f"models file {str(path)!r} does not exist; give a text file with one model name per line.")
+    path = require_file(path, "models file", "give a text file with one model name per line")
     keys = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in iter_lines(path):
         if not line.strip():
             continue
-        parts = line.rstrip("\n").split("\t")
+        parts = line.split("\t")
         if len(parts) > 3:
             raise PylogmapError(f"{path.name} line {lineno}: expected 'name' or 'name<TAB>revision<TAB>layer'.")
         name = parts[0].strip()
@@ -235,24 +261,24 @@ def read_model_keys(path) -> list:
         except ValueError:
             raise PylogmapError(f"{path.name} line {lineno}: layer {parts[2]!r} is not an integer.") from None
         keys.append(RowKey(name, revision, layer))
+    if not keys:
+        raise PylogmapError(f"models file {str(path)!r} is empty; give one model name per line, in row order.")
     _check_unique(keys, path.name)
     return keys
 
 
-def _check_unique(keys, where: str) -> None:
-    seen: dict = {}
+def _check_unique(keys: list[RowKey], where: str) -> None:
+    seen: set[RowKey] = set()
     dups = []
     for k in keys:
         if k in seen:
-            dups.append(k.label if hasattr(k, "label") else str(k))
-        seen[k] = 1
+            dups.append(k.label)
+        seen.add(k)
     if dups:
         raise PylogmapError(f"{where} lists the same model more than once: {', '.join(dups[:5])}; each row needs its own name.")
 
 
 def _load_texts(texts_path):
-    from pylogmap.texts import load_texts
-
     if texts_path is None:
         raise PylogmapError("importing a matrix needs its texts: pass --texts TEXTS.jsonl (the texts in column order).")
     return load_texts(texts_path)
@@ -268,7 +294,7 @@ def _check_matrix(L: np.ndarray, n_models: int, texts, where: str) -> np.ndarray
             f"{where}: {L.shape[1]} columns but the text set has {len(texts)} texts; "
             "the texts file must list the texts in column order."
         )
-    if not np.issubdtype(L.dtype, np.number):
+    if not (np.issubdtype(L.dtype, np.floating) or np.issubdtype(L.dtype, np.integer)):
         raise PylogmapError(f"{where}: the matrix has dtype {L.dtype}; it must hold numbers (log-likelihoods in nats).")
     L = np.asarray(L, dtype=np.float32)
     finite = L[np.isfinite(L)]
@@ -277,39 +303,60 @@ def _check_matrix(L: np.ndarray, n_models: int, texts, where: str) -> np.ndarray
             f"{where}: the matrix has positive entries (max {finite.max():.4g}); it must hold log-likelihoods "
             "(log p <= 0, in nats), not losses or perplexities. Negate a loss matrix before importing."
         )
+    if np.isposinf(L).any():
+        raise PylogmapError(f"{where}: the matrix has +inf entries; log-likelihoods are at most 0. Fix the matrix.")
     return L
 
 
-def import_matrix(matrix_path, models_path, texts_path, out, *, overwrite: bool = False) -> dict:
-    """Build a map file from an ``.npy`` matrix, a names file and a texts file."""
-    from pylogmap.store import MapFile
+def infinite_rows(L: np.ndarray) -> np.ndarray:
+    """Rows of an imported matrix with -inf entries (texts given zero probability): such rows stay
+    off the map (a KL estimate needs finite values on every text) until rescored or floored."""
+    return np.flatnonzero(np.isneginf(L).any(axis=1))
 
-    matrix_path = Path(matrix_path)
-    if not matrix_path.is_file():
-        raise PylogmapError(f"matrix file {str(matrix_path)!r} does not exist.")
+
+def _create(out: Path, texts, keys: list[RowKey], L: np.ndarray, source: Path, force: bool, meta=None) -> dict:
+    mf = MapFile.create_with_rows(out, texts, keys, L, meta=meta, overwrite=force)
     try:
-        L = np.load(matrix_path, mmap_mode="r", allow_pickle=False)
-    except ValueError as err:
-        raise PylogmapError(f"{matrix_path.name} is not a plain .npy array ({err}).") from None
-    keys = read_model_keys(models_path)
-    texts = _load_texts(texts_path)
-    L = _check_matrix(L, len(keys), texts, matrix_path.name)
-    mf = MapFile.create_with_rows(out, texts, keys, L, overwrite=overwrite)
-    info = {"path": str(mf.path), "models": mf.n_models, "texts": mf.n_texts, "source": str(matrix_path)}
-    mf.close()
+        info = {"path": str(mf.path), "models": mf.n_models, "texts": mf.n_texts, "source": str(source),
+                "infinite_rows": [keys[i].label for i in infinite_rows(L)]}
+    finally:
+        mf.close()
     return info
 
 
-def load_published_pickle(pkl_path) -> tuple[list[str], np.ndarray]:
-    """Read the published ``log-likelihood_1018.pkl``: a dict model name -> vector."""
-    pkl_path = Path(pkl_path)
-    if not pkl_path.is_file():
-        raise PylogmapError(f"pickle {str(pkl_path)!r} does not exist.")
+def import_matrix(matrix_path, models_path, texts_path, out, *, force: bool = False) -> dict:
+    """Build a map file from an ``.npy`` matrix, a names file and a texts file (``force``:
+    replace an existing ``out``)."""
+    out = check_target(out, force=force)
+    matrix_path = require_file(matrix_path, "matrix file", "give an .npy file written by numpy.save")
+    L = _load_npy(matrix_path)
+    keys = read_model_keys(models_path)
+    texts = _load_texts(texts_path)
+    L = _check_matrix(L, len(keys), texts, matrix_path.name)
+    return _create(out, texts, keys, L, matrix_path, force)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """The array of an .npy file, memory-mapped; never an object array (that would unpickle)."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise PylogmapError(f"{path.name} is not an .npy file (it lacks the .npy header); save the matrix with numpy.save.")
     try:
-        with open(pkl_path, "rb") as f:
-            data = pickle.load(f)
-    except Exception as err:  # pickle raises many kinds
-        raise PylogmapError(f"{pkl_path.name} could not be unpickled ({type(err).__name__}: {err}).") from None
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as err:
+        if "pickle" in str(err) or "object" in str(err).lower():
+            raise PylogmapError(f"{path.name} holds Python objects, not numbers; save a float matrix with numpy.save.") from None
+        raise PylogmapError(f"{path.name} is a damaged or truncated .npy file ({err}); save it again with numpy.save.") from None
+    except (EOFError, OSError) as err:
+        raise PylogmapError(f"{path.name} is a damaged or truncated .npy file ({err}); save it again with numpy.save.") from None
+
+
+def load_published_pickle(pkl_path) -> tuple[list[str], np.ndarray]:
+    """Read the published ``log-likelihood_1018.pkl``: a dict model name -> vector, read as data
+    only (`pylogmap.files.load_data_pickle`)."""
+    pkl_path = Path(pkl_path)
+    data = load_data_pickle(pkl_path)
     if not isinstance(data, dict) or not data:
         raise PylogmapError(
             f"{pkl_path.name} holds a {type(data).__name__}, not the published format "
@@ -318,7 +365,10 @@ def load_published_pickle(pkl_path) -> tuple[list[str], np.ndarray]:
     names, rows = [], []
     length = None
     for name, vec in data.items():
-        arr = np.asarray(vec, dtype=np.float64).reshape(-1) if not isinstance(vec, str) else None
+        try:
+            arr = None if isinstance(vec, (str, bytes)) else np.asarray(vec, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            arr = None
         if arr is None or arr.size == 0:
             raise PylogmapError(f"{pkl_path.name}: the entry {name!r} is not a vector of numbers.")
         if length is None:
@@ -330,16 +380,12 @@ def load_published_pickle(pkl_path) -> tuple[list[str], np.ndarray]:
     return names, np.stack(rows)
 
 
-def import_published(pkl_path, texts_path, out, *, overwrite: bool = False) -> dict:
-    """Build a map file from the published pickle and text jsonl."""
-    from pylogmap.store import MapFile, RowKey
-
+def import_published(pkl_path, texts_path, out, *, force: bool = False) -> dict:
+    """Build a map file from the published pickle and text jsonl (``force``: replace ``out``)."""
+    out = check_target(out, force=force)
     names, L = load_published_pickle(pkl_path)
     texts = _load_texts(texts_path)
     keys = [RowKey(n) for n in names]
+    _check_unique(keys, Path(pkl_path).name)
     L = _check_matrix(L, len(keys), texts, Path(pkl_path).name)
-    mf = MapFile.create_with_rows(out, texts, keys, L, meta={"dtype": ["float16 (published)"] * len(keys)},
-                                  overwrite=overwrite)
-    info = {"path": str(mf.path), "models": mf.n_models, "texts": mf.n_texts, "source": str(pkl_path)}
-    mf.close()
-    return info
+    return _create(out, texts, keys, L, Path(pkl_path), force, meta={"dtype": ["float16 (published)"] * len(keys)})

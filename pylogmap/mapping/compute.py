@@ -364,10 +364,17 @@ def _usable_row(mf, query: str, L_row: np.ndarray | None = None) -> int:
         err = mf.models_table()["error"][row]
         raise MapFileError(f"{label} failed when it was scored ({err or 'no error recorded'}); rescore it with 'pylogmap score'.")
     vec = mf.loglik([row])[0] if L_row is None else L_row
-    n_bad = int((~np.isfinite(vec)).sum())
-    if n_bad:
+    n_nan = int(np.isnan(vec).sum())
+    if n_nan:
         raise MapFileError(
-            f"{label} has {n_bad} of {vec.size} texts without a score (NaN); finish scoring it with 'pylogmap score'."
+            f"{label} has {n_nan} of {vec.size} texts without a score (NaN); finish scoring it with 'pylogmap score'."
+        )
+    n_inf = int(np.isinf(vec).sum())
+    if n_inf:
+        raise MapFileError(
+            f"{label} has {n_inf} of {vec.size} texts with log-likelihood -inf (texts it gave zero probability, "
+            "e.g. a float16 overflow), so it is not on the map; rescore it (in float32), or replace -inf by a "
+            "finite floor in the matrix before importing it."
         )
     return row
 

@@ -41,6 +41,10 @@ LN2 = math.log(2.0)
 MAX_PAIRWISE_BYTES = 8 * 2**30
 # Scratch memory used by one block of the direct (difference-based) computations.
 _SCRATCH_BYTES = 64 * 2**20
+# KL estimates (nats per text) at or below this are rounding of identical rows: the same
+# distribution on these texts (a model and its last logit-lens layer, a model imported twice).
+# Real neighbours are orders of magnitude further (bf16 vs fp32 of one model: ~0.1 nats/text).
+SAME_KL_NATS = 1e-6
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,12 +14,12 @@ import os
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
 from pylogmap.errors import TextSetError
+from pylogmap.files import atomic_open
 
 _HASH_DOMAIN = b"pylogmap-texts-v1\n"
 
@@ -100,20 +100,19 @@ class TextSet:
         return float(self.n_bytes.mean()) if len(self.n_bytes) else 0.0
 
     def to_jsonl(self, path: str | os.PathLike) -> None:
-        """Write the published format: one object per line with `index`, `text`, `pile_set_name`
-        (the source) and the metadata fields. Written to a temporary file and renamed, so an
-        interrupted write never leaves a half file under `path`."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for i, (text, source, meta) in enumerate(zip(self.texts, self.sources, self.meta)):
-                record = {"index": i, "text": text, "pile_set_name": source}
-                record.update({k: v for k, v in meta.items() if k not in record})
-                f.write(json.dumps(record, ensure_ascii=False))
-                f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        """Write the published format (`write_jsonl`) to `path`, atomically
+        (`pylogmap.files.atomic_open`): a failed write leaves no half file, or temporary one, behind."""
+        with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+            self.write_jsonl(f)
+
+    def write_jsonl(self, stream: TextIO) -> None:
+        """Write the published format to an open text stream: one object per line with `index`,
+        `text`, `pile_set_name` (the source) and the metadata fields."""
+        for i, (text, source, meta) in enumerate(zip(self.texts, self.sources, self.meta)):
+            record = {"index": i, "text": text, "pile_set_name": source}
+            record.update({k: v for k, v in meta.items() if k not in record})
+            stream.write(json.dumps(record, ensure_ascii=False))
+            stream.write("\n")
 
     def summary(self) -> dict[str, Any]:
         """Count, hash, byte statistics and texts per source (for `pylogmap texts info`)."""
