@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 import _score_helpers as H  # noqa: E402
 from pylogmap import scoring  # noqa: E402
-from pylogmap.scoring import heads, models  # noqa: E402
+from pylogmap.scoring import heads, hub, models  # noqa: E402
 from pylogmap.errors import ModelLoadError  # noqa: E402
 
 ARCHS = ["gpt2", "neox", "llama", "gemma2", "phi", "granite", "cohere"]
@@ -181,7 +181,7 @@ def test_hub_id_offline_fails_fast_and_says_what_to_do(monkeypatch):
 
 
 def test_hub_id_unreachable(monkeypatch):
-    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(ModelLoadError, match="unreachable"):
         models.load_model("EleutherAI/pythia-14m")
 
