@@ -4,6 +4,8 @@ logit lens, failures, and the score_models engine (resume, force, revisions)."""
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -292,7 +294,9 @@ def test_score_models_end_to_end(tmp_path, textset):
     summary = scoring.score_models(textset, names, out, progress=False, batch_tokens=900)
     assert [r.status for r in summary.rows] == ["ok", "ok"] and not summary.failed
     L, T, table = read(out)
-    assert list(table["name"]) == names and L.dtype == np.float32
+    # local folders are rows named by the folder, their full path in the metadata
+    assert list(table["name"]) == [Path(n).name for n in names] and L.dtype == np.float32
+    assert [json.loads(m)["path"] for m in table["meta"]] == [str(Path(n).resolve()) for n in names]
     for i, arch in enumerate(("gpt2", "llama")):
         lm = loaded(arch)
         ids = token_ids(lm, textset.texts)
@@ -408,7 +412,7 @@ def test_failed_lens_job_is_recorded_under_layer_0(tmp_path, textset):
     empty.mkdir()
     out = tmp_path / "lens.h5"
     summary = scoring.score_models(textset, [str(empty)], out, progress=False, layers="all")
-    assert [(r.label, r.status) for r in summary.rows] == [(f"{empty}#L0", "failed")]
+    assert [(r.label, r.status) for r in summary.rows] == [(f"{empty.name}#L0", "failed")]
     again = scoring.score_models(textset, [str(empty)], out, progress=False, layers="all")
     assert [r.status for r in again.rows] == ["skipped"]
     _, _, table = read(out)
