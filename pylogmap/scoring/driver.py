@@ -10,7 +10,6 @@ driver's alone.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Sequence
@@ -24,10 +23,10 @@ from pylogmap.scoring.executors import LocalExecutor
 from pylogmap.scoring.jobs import JobResult, ScoreJob, job_keys
 from pylogmap.scoring.layers import LayersArg, job_layers
 from pylogmap.scoring.models import hub_parts
-from pylogmap.scoring.names import is_local, local_path, row_names
+from pylogmap.scoring.names import is_local, local_path, row_names, stored_meta
 from pylogmap.scoring.specs import model_revisions
 from pylogmap.scoring.summary import RowSummary, ScoreSummary
-from pylogmap.store import MapFile, RowKey, ScoreWriter, as_key, open_map
+from pylogmap.store import ScoreWriter, as_key, open_map
 from pylogmap.texts import TextSet, load_texts
 
 
@@ -79,7 +78,7 @@ def score_models(
     overwrite = _check_existing(out, texts, force)
     summary = ScoreSummary(path=str(out))
     with ScoreWriter(out, texts, overwrite=overwrite, commit_interval=commit_interval) as writer:
-        stored = _stored_meta(out)
+        stored = stored_meta(out)
         names = row_names(list(dict.fromkeys(m for m, _ in pairs)), [(k.name, meta) for k, meta in stored.items()])
         jobs_all = list({
             (names[m], r): ScoreJob(spec=m, name=names[m], revision=r, dtype=dtype, device=device,
@@ -115,13 +114,6 @@ def score_models(
     if progress:  # failures and notes were said as they came: the table does not repeat them
         _say("\n" + summary.table(details=False))
     return summary
-
-
-def _stored_meta(out) -> dict[RowKey, dict]:
-    """The JSON metadata of every row already in `out` (journal committed), by key."""
-    with MapFile(out, recover=False) as mf:
-        metas = mf.models_table()["meta"]
-        return {key: json.loads(meta or "{}") for key, meta in zip(mf.keys(), metas)}
 
 
 def _moved(job: ScoreJob, meta: dict | None) -> str:

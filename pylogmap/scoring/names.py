@@ -4,7 +4,8 @@
 the row's metadata (`meta.path`), so `pylogmap neighbors map.h5 my-model` finds it and the map
 does not depend on where the command ran. For each local model of a run, in this order:
 
-1. a row of the map recorded from the same path (`meta.path`) keeps its name, so a rerun resumes;
+1. a row of the map recorded from the same path (`meta.path`) keeps its name, so a rerun resumes
+   (and code that scored a folder and deleted it since still finds its row);
 2. a local row named by its path (maps written before clean names) that is the same folder keeps
    its name, for the same reason;
 3. otherwise the clean name: the last part of the path, with its parent folder in front when that
@@ -13,16 +14,19 @@ does not depend on where the command ran. For each local model of a run, in this
    another path, or another model of the run), parent folders are put in front until the names
    differ.
 
-Hub ids and `org/name/file.gguf` keep their spelling.
+Hub ids and `org/name/file.gguf` keep their spelling. `row_names_in(out, specs)` gives the names
+the rows of `specs` have (or will have) in the map file `out`, for code that scores models and then
+reads their rows.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from pylogmap.store import split_step
+from pylogmap.store import MapFile, RowKey, split_step
 
 LOCAL_SOURCES = ("directory", "gguf")
 
@@ -37,12 +41,23 @@ def local_path(spec: str) -> str:
     return str(Path(os.path.expanduser(spec)).resolve())
 
 
+def stored_meta(out) -> dict[RowKey, dict]:
+    """The JSON metadata of every row of the map file `out`, by key ({} when there is no file)."""
+    if not os.path.exists(out):
+        return {}
+    with MapFile(out, recover=False) as mf:
+        metas = mf.models_table()["meta"]
+        return {key: json.loads(meta or "{}") for key, meta in zip(mf.keys(), metas)}
+
+
+def row_names_in(out, specs: Sequence[str]) -> dict[str, str]:
+    """`row_names` of `specs` against the rows already in the map file `out`."""
+    return row_names(specs, [(key.name, meta) for key, meta in stored_meta(out).items()])
+
+
 def row_names(specs: Sequence[str], rows: Sequence[tuple[str, Mapping]] = ()) -> dict[str, str]:
     """The row name of every spec (module docstring); `rows`: the map's rows as (name, meta)."""
     out = {spec: spec for spec in specs}
-    local = [spec for spec in specs if is_local(spec)]
-    if not local:
-        return out
     by_path: dict[str, str] = {}
     legacy: dict[str, str] = {}
     for name, meta in rows:
@@ -50,6 +65,12 @@ def row_names(specs: Sequence[str], rows: Sequence[tuple[str, Mapping]] = ()) ->
             by_path.setdefault(str(meta["path"]), name)
         elif meta.get("source") in LOCAL_SOURCES and is_local(name):
             legacy.setdefault(local_path(name), name)
+    for spec in specs:  # a folder scored before keeps its row, even when it is gone since
+        if not is_local(spec) and by_path.get(local_path(spec)):
+            out[spec] = by_path[local_path(spec)]
+    local = [spec for spec in specs if is_local(spec)]
+    if not local:
+        return out
 
     fresh: dict[str, list[str]] = {}  # path -> components of the path as typed (made absolute)
     path_of = {spec: local_path(spec) for spec in local}
@@ -61,7 +82,7 @@ def row_names(specs: Sequence[str], rows: Sequence[tuple[str, Mapping]] = ()) ->
             out[spec] = legacy[path]
         else:
             fresh.setdefault(path, Path(os.path.abspath(os.path.expanduser(spec))).parts[1:] or [path])
-    taken = {name for name, _ in rows} | {spec for spec in specs if spec not in path_of} | {
+    taken = {name for name, _ in rows} | {out[spec] for spec in specs if spec not in path_of} | {
         out[spec] for spec in local if path_of[spec] not in fresh}
     for path, name in _clean_names(fresh, taken).items():
         for spec in local:
