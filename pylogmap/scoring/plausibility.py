@@ -61,8 +61,9 @@ def check_scores(texts: Sequence[str], ids: Sequence[np.ndarray], loglik: np.nda
 
     `loglik`: [n_texts], or [rows, n_texts] for logit-lens rows.
     """
-    special = {int(i) for i in (getattr(tokenizer, "all_special_ids", None) or [])}
     unk = getattr(tokenizer, "unk_token_id", None)
+    # special tokens (BOS, EOS ...) stand for no text; an unknown token does (judged below)
+    special = {int(i) for i in (getattr(tokenizer, "all_special_ids", None) or [])} - {unk}
     blank = np.array([not t.strip() for t in texts], dtype=bool)
     content = np.array([int(np.count_nonzero(~np.isin(t, list(special)))) if special else len(t) for t in ids])
     empty = ~blank & (content == 0)
