@@ -129,6 +129,10 @@ def test_bad_layers_and_revisions(tmp_path, texts_file, capsys):
     assert "layer list" in capsys.readouterr().err
     assert run_cli("--texts", texts_file, "--models", "a/b", "-o", out, "--revisions", "step5:step1:1") == 2
     assert "ends before it starts" in capsys.readouterr().err
+    assert run_cli("--texts", texts_file, "--models", "a/b@step5:step1:1", "-o", out) == 2  # a model's own range
+    assert "ends before it starts" in capsys.readouterr().err
+    assert run_cli("--texts", texts_file, "--models", "a/b@", "-o", out) == 2
+    assert "write org/name@revision" in capsys.readouterr().err
     assert not out.exists()
 
 
