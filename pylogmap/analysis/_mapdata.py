@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,7 @@ class MapData:
     annotations: dict
     used: np.ndarray
     tau: float | None = None
+    paths: list[str] | None = None  # where a local model was read from (meta.path), else ""
 
     @property
     def n_models(self) -> int:
@@ -60,6 +62,8 @@ def read_map(m, path: str = "") -> MapData:
     L = np.asarray(m.loglik(), dtype=np.float64) if M else np.zeros((0, m.n_texts))
     used = geometry.select_rows(L, status=np.array(status, dtype=object)).used if M else np.zeros(0, bool)
     tau = (m.map_attrs() if hasattr(m, "map_attrs") else {}).get("tau")
+    metas = _strs(table["meta"]) if "meta" in table else ["{}"] * M
+    paths = [str(json.loads(x or "{}").get("path", "")) for x in metas]
     return MapData(
         path=str(path),
         labels=list(m.labels()),
@@ -73,6 +77,7 @@ def read_map(m, path: str = "") -> MapData:
         annotations=dict(m.annotations()),
         used=np.asarray(used, dtype=bool),
         tau=None if tau is None else float(tau),
+        paths=paths,
     )
 
 

@@ -287,7 +287,8 @@ def trajectories_map(
         if t.kind == "checkpoints" and len(t.rows) >= 3:
             res["diffusion"]["loglik"] = diffusion_exponents(t.positions, loglik_window_kl(Lt, window), window)
             if weight_distances is not None:
-                checkpoints = [(data.names[i], data.revisions[i]) for i in used[t.rows]]
+                paths = data.paths or [""] * data.n_models  # local checkpoints: the folders read
+                checkpoints = [(paths[i] or data.names[i], data.revisions[i]) for i in used[t.rows]]
                 D = weight_distances(checkpoints, window)
                 res["diffusion"]["weights"] = diffusion_exponents(t.positions, D, window)
         results.append(res)

@@ -7,14 +7,20 @@ model: rerunning the same command skips finished models and continues; a killed 
 the model in flight. A model that fails (cannot load, NaN scores, out of memory on one text) is
 recorded as failed with its error and the run goes on; the exit status is then 1.
 
-Models (M): a Hugging Face hub id (e.g. EleutherAI/pythia-70m), a local model directory, a .gguf
-file, or @FILE naming a text file with one model per line ('#' starts a comment).
+Models (M): a Hugging Face hub id (e.g. EleutherAI/pythia-70m), a GGUF file of a hub repository
+(org/name/file.gguf), a local model directory, a .gguf file, or @FILE naming a text file with one
+model per line ('#' starts a comment). A hub model may carry its own revisions: org/name@step1000,
+org/name@<commit> or org/name@step1000:step10000:1000 (they take the place of --revision(s)).
+Hub models are loaded at the commit their revision resolves to, which each row records; offline
+(HF_HUB_OFFLINE=1) they come from the local cache (docs/scoring.md, "Offline clusters").
+Local folders are named by their folder name in the map (the path is kept in the row's metadata).
 
 examples:
   pylogmap score --texts texts.jsonl --models gpt2 EleutherAI/pythia-70m -o map.h5
   pylogmap score --texts texts.jsonl --models @models.txt -o map.h5 --dtype bf16
   pylogmap score --texts texts.jsonl --models EleutherAI/pythia-160m \\
       --revisions step1000:step10000:1000 -o pythia.h5
+  pylogmap score --texts texts.jsonl --models EleutherAI/pythia-160m@step1000:step10000:1000 gpt2 -o mix.h5
   pylogmap score --texts texts.jsonl --models ./my-model --layers all -o lens.h5
 """
 
@@ -22,11 +28,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from pylogmap.errors import PylogmapError
-from pylogmap.files import read_text
-from pylogmap.scoring import BATCH_TOKENS, DTYPES, EXECUTORS, make_executor, score_models
+from pylogmap.scoring import BATCH_TOKENS, DTYPES, EXECUTORS, make_executor, read_model_list, score_models
 from pylogmap.texts import load_texts
 
 
@@ -35,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the text set: published jsonl, jsonl with a 'text' field, a .txt file "
                              "(one text per line) or a folder of .txt files")
     parser.add_argument("--models", required=True, nargs="+", metavar="M",
-                        help="hub ids, model directories, .gguf files, or @FILE (one model per line)")
+                        help="hub ids (org/name, org/name@REV, org/name/file.gguf), model directories, .gguf "
+                             "files, or @FILE (one model per line)")
     parser.add_argument("-o", "--out", required=True, metavar="OUT.h5", help="the map file to create or extend")
     parser.add_argument("--dtype", default="auto", choices=DTYPES,
                         help="weight dtype (default auto: the checkpoint's dtype on a GPU, fp32 on the CPU)")
@@ -64,25 +68,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local: models one after another here (default); ray: one Ray task per model "
                              "with one GPU each (pip install 'pylogmap[ray]')")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
-
-
-def read_model_list(items: list[str]) -> list[str]:
-    """Expand @FILE entries (one model per line, '#' comments, blank lines ignored)."""
-    out: list[str] = []
-    for item in items:
-        if not item.startswith("@"):
-            out.append(item)
-            continue
-        path = Path(item[1:])
-        if not path.is_file():
-            raise PylogmapError(f"model list {str(path)!r} (from {item!r}) does not exist; check the path.")
-        for line in read_text(path).splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                out.append(line)
-    if not out:
-        raise PylogmapError("no models to score: the model list is empty (only comments or blank lines).")
-    return list(dict.fromkeys(out))
 
 
 def run(args: argparse.Namespace) -> int:

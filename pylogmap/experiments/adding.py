@@ -21,7 +21,7 @@ from pylogmap.analysis import (
 )
 from pylogmap.errors import PylogmapError
 from pylogmap.mapping import geometry
-from pylogmap.scoring import score_models
+from pylogmap.scoring import is_local, local_path, row_names_in, score_models
 from pylogmap.store import open_map
 from pylogmap.texts import TextSet
 
@@ -79,6 +79,7 @@ def add_models(
     score_models(subset, list(models), side, revision=revision, dtype=dtype, device=device, progress=progress)
 
     rev = revision or ""
+    row_name = row_names_in(side, list(models))  # local folders' rows are named by the folder
     with open_map(side, mode="r") as s:
         table = s.models_table()
         s_names = [str(x) for x in table["name"]]
@@ -87,7 +88,8 @@ def add_models(
         s_status = [str(x) for x in table["status"]]
         rows = []
         for name in models:
-            hit = [i for i in range(len(s_names)) if s_names[i] == name and s_revs[i] == rev and s_layers[i] == -1]
+            hit = [i for i in range(len(s_names))
+                   if s_names[i] == row_name[name] and s_revs[i] == rev and s_layers[i] == -1]
             if not hit or s_status[hit[0]] != "ok":
                 err = str(table["error"][hit[0]]) if hit else "not scored"
                 raise PylogmapError(f"{name} could not be scored on the selected texts ({err}).")
@@ -113,11 +115,14 @@ def add_models(
     L_full[:, idx] = L_new
     nt_full = np.full((len(models), data.n_texts), -1, dtype=np.int32)
     nt_full[:, idx] = nt_new
-    keys = [(name, rev, -1) for name in models]
+    names = [row_name[name] for name in models]  # as in the side file
+    keys = [(name, rev, -1) for name in names]
+    placed = {"placed_by": "pylogmap add", "selection_size": int(len(idx))}
+    metas = [dict(placed, **({"path": local_path(spec)} if is_local(spec) else {})) for spec in models]
     with open_map(path, mode="a") as m:
-        m.append_rows(keys, L_full, nt_full, [{"placed_by": "pylogmap add", "selection_size": int(len(idx))}] * len(models))
+        m.append_rows(keys, L_full, nt_full, metas)
         labels = m.labels()
-        key_rows = [m.find_row(lb) for lb in ([n if not rev else f"{n}@{rev}" for n in models])]
+        key_rows = [m.find_row(lb) for lb in ([n if not rev else f"{n}@{rev}" for n in names])]
         M = m.n_models
         cols = {c: np.full(M, np.nan) for c in ("placed_x", "placed_y", "nearest_kl_bpb")}
         nearest = np.array([""] * M, dtype=object)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from pylogmap.analysis import compare_grids, grid_weights, weight_plane_coordinates
 from pylogmap.errors import ModelLoadError, PylogmapError
-from pylogmap.scoring import score_models
+from pylogmap.scoring import row_names_in, score_models
 from pylogmap.store import open_map
 
 
@@ -147,8 +147,9 @@ def interpolate_models(
     iterator = tqdm(ab, desc="merged models", unit="model") if progress else ab
     for a, b in iterator:
         folder = work / f"interp_a{a:+.3f}_b{b:+.3f}"
-        names.append(str(folder))
-        if _already_scored(out, str(folder)):
+        name = row_names_in(out, [str(folder)])[str(folder)]  # the row's name, when scored before
+        if _already_scored(out, name):
+            names.append(name)
             continue
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -161,6 +162,7 @@ def interpolate_models(
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
         score_models(texts, [str(folder)], out, dtype=dtype, device=device, progress=False)
+        names.append(row_names_in(out, [str(folder)])[str(folder)])
         if not keep_models:
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -1,9 +1,11 @@
 """The engine behind `pylogmap score`: score models into a map file, resumably, with one writer.
 
 `score_models` checks an existing output file before writing anything, opens the map file's single
-writer, skips rows already finished (resume), hands one job per (model, revision) to an executor
-(`LocalExecutor` unless another is given), records each result as it arrives, and prints a summary
-table. The executor only runs jobs; recording is the driver's alone.
+writer, names the rows (hub ids as given, local folders by their own name: `names.row_names`),
+skips rows already finished (resume; a hub row whose branch has moved since is said so), hands one
+job per (model, revision) to an executor (`LocalExecutor` unless another is given), records each
+result as it arrives, and prints a summary table. The executor only runs jobs; recording is the
+driver's alone.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pylogmap.errors import MapFileError, PylogmapError, TextSetError
+from pylogmap.scoring import hub
 from pylogmap.scoring.executors import LocalExecutor
 from pylogmap.scoring.jobs import JobResult, ScoreJob, job_keys
 from pylogmap.scoring.layers import LayersArg, job_layers
-from pylogmap.scoring.revisions import expand_revisions
+from pylogmap.scoring.models import hub_parts
+from pylogmap.scoring.names import is_local, local_path, row_names, stored_meta
+from pylogmap.scoring.specs import model_revisions
 from pylogmap.scoring.summary import RowSummary, ScoreSummary
 from pylogmap.store import ScoreWriter, as_key, open_map
 from pylogmap.texts import TextSet, load_texts
@@ -46,10 +51,13 @@ def score_models(
 ) -> ScoreSummary:
     """Score `models` on `texts` into the map file `out` (created, or resumed).
 
-    `texts`: a `TextSet`, a path `load_texts` reads, or a list of strings. `models`: hub ids, local
-    directories or .gguf files; each is scored at `revision` (one) or at every revision of
-    `revisions` ('step1000,step2000', 'step1000:step10000:1000', or a list). Rows already finished
-    in `out` are skipped (`force` rescores them; `retry_failed` retries failed ones); a file of
+    `texts`: a `TextSet`, a path `load_texts` reads, or a list of strings. `models`: hub ids
+    (`org/name`, `org/name/file.gguf`), local directories or .gguf files; each is scored at
+    `revision` (one) or at every revision of `revisions` ('step1000,step2000',
+    'step1000:step10000:1000', or a list), unless it names its own (`org/name@step1000`,
+    `org/name@step1000:step4000:1000`, `org/name@<commit>`). Local models' rows are named by the
+    folder or file name (`names.row_names`), their path kept in the row's metadata. Rows already
+    finished in `out` are skipped (`force` rescores them; `retry_failed` retries failed ones); a file of
     another text set is refused unless `force`, which replaces it. `layers` (None, "all", or a list
     of hidden-state indices) scores the logit lens, one row per layer. `executor` runs the jobs
     (default: a `LocalExecutor`, one model after another here). Returns a `ScoreSummary`; failed
@@ -61,24 +69,24 @@ def score_models(
     models = [str(m) for m in models]
     if not models:
         raise PylogmapError("no models given; name at least one hub id, directory or .gguf file.")
-    if revision and revisions:
-        raise PylogmapError("give either one revision or a list of revisions, not both.")
-    revs = expand_revisions(revisions) if revisions else [revision or ""]
+    pairs = model_revisions(models, revision=revision, revisions=revisions)
     layers = job_layers(layers)
     if batch_tokens is not None and (isinstance(batch_tokens, bool) or int(batch_tokens) < 1):
         raise PylogmapError(f"batch_tokens must be a positive number of tokens, got {batch_tokens!r}.")
     executor = executor or LocalExecutor()
 
     overwrite = _check_existing(out, texts, force)
-    jobs_all = [
-        ScoreJob(spec=m, revision=r, dtype=dtype, device=device,
-                 batch_tokens=int(batch_tokens) if batch_tokens else None, layers=layers,
-                 save_token_logprobs=save_token_logprobs, trust_remote_code=trust_remote_code,
-                 progress=progress)
-        for m in models for r in revs
-    ]
     summary = ScoreSummary(path=str(out))
     with ScoreWriter(out, texts, overwrite=overwrite, commit_interval=commit_interval) as writer:
+        stored = stored_meta(out)
+        names = row_names(list(dict.fromkeys(m for m, _ in pairs)), [(k.name, meta) for k, meta in stored.items()])
+        jobs_all = list({
+            (names[m], r): ScoreJob(spec=m, name=names[m], revision=r, dtype=dtype, device=device,
+                                    batch_tokens=int(batch_tokens) if batch_tokens else None, layers=layers,
+                                    save_token_logprobs=save_token_logprobs, trust_remote_code=trust_remote_code,
+                                    progress=progress)
+            for m, r in pairs
+        }.values())
         jobs = []
         for job in jobs_all:
             keys = job_keys(job)
@@ -93,16 +101,35 @@ def score_models(
             if todo:
                 jobs.append(job)
             else:
-                summary.rows.extend(RowSummary(as_key(k).label, "skipped") for k in keys)
+                note = _moved(job, stored.get(as_key(keys[0])))
+                if note and progress:
+                    _say(f"note: {job.label}: {note}")
+                summary.rows.extend(RowSummary(as_key(k).label, "skipped", note=note) for k in keys)
         if progress and len(jobs) < len(jobs_all):
             _say(f"{len(jobs_all) - len(jobs)} of {len(jobs_all)} models already scored in {out}; skipped.")
         for result in executor.run(jobs, texts.texts):
             _record(writer, result, summary, force=force, retry_failed=retry_failed)
             if progress and result.error:
                 _say(f"failed: {result.job.label}: {result.error}")
-    if progress:
-        _say("\n" + summary.table())
+    if progress:  # failures and notes were said as they came: the table does not repeat them
+        _say("\n" + summary.table(details=False))
     return summary
+
+
+def _moved(job: ScoreJob, meta: dict | None) -> str:
+    """For a finished hub row: "" when its revision still resolves to the commit it was scored at
+    (or when that cannot be told), else what moved (the row is kept as scored)."""
+    if not meta or not meta.get("commit") or is_local(job.spec) or hub.is_commit(job.revision):
+        return ""
+    repo_id, _ = hub_parts(job.spec)
+    try:
+        now = hub.resolve_commit(repo_id, job.revision or None)
+    except PylogmapError:
+        return ""  # neither the hub nor the cache can say: nothing to compare
+    if now == meta["commit"]:
+        return ""
+    return (f"{job.revision or 'main'} now points to commit {now[:12]}, the row was scored at "
+            f"{str(meta['commit'])[:12]}; it is kept as scored (pass --force to rescore it).")
 
 
 def _as_textset(texts) -> TextSet:
@@ -143,7 +170,7 @@ def _check_existing(out, texts: TextSet, force: bool) -> bool:
 def _all_layers_done(writer: ScoreWriter, job: ScoreJob, retry_failed: bool) -> bool:
     """For layers="all" (depth unknown before loading): lens rows are recorded from the last layer
     down to layer 0, so a stored layer 0 means the whole job was recorded."""
-    status = writer.status((job.spec, job.revision, 0))
+    status = writer.status((job.row_name, job.revision, 0))
     return status == "ok" or (status == "failed" and not retry_failed)
 
 
@@ -153,6 +180,8 @@ def _record(writer: ScoreWriter, result: JobResult, summary: ScoreSummary, *, fo
     keys = result.keys()[::-1]  # lens rows from the last layer down to 0 (see _all_layers_done)
     todo = set(writer.rows_to_do(keys, retry_failed=retry_failed, force=force))
     base = dict(result.columns, wall_time_s=result.wall_time_s, tokens_per_s=result.tokens_per_s)
+    if is_local(result.job.spec):  # failed rows too: a rerun finds them by their path (names.row_names)
+        result.meta.setdefault("path", local_path(result.job.spec))
     n_rows = len(keys)
     for back, key in enumerate(keys):
         r = n_rows - 1 - back

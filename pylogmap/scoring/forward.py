@@ -5,7 +5,8 @@ Per batch (`batching.make_batches`): right padding plus an attention mask, one c
 the real positions `0..T-2` and the targets `1..T-1` go to `pylogmap.kernels.head_logprobs`, which
 applies the LM head block by block through the fused kernel. Sums per text are taken in float64.
 The first token is never scored; a text of fewer than 2 tokens has `loglik 0` and `ntokens 0`.
-Texts longer than the model's context are cut to it and flagged `truncated`.
+Texts longer than the model's context are cut to it and flagged `truncated`. Token ids past the
+model's embedding fail the model before any forward pass (`plausibility.check_token_ids`).
 
 Logit lens (`layers`): one forward pass with all hidden states; layer `l` is scored through
 `final_norm(h_l)` and the same head, the last layer through the model's own final hidden state,
@@ -29,6 +30,7 @@ from pylogmap import kernels
 from pylogmap.errors import PylogmapError
 from pylogmap.scoring.batching import default_batch_tokens, make_batches
 from pylogmap.scoring.layers import LayersArg, resolve_layers
+from pylogmap.scoring.plausibility import check_token_ids
 
 if TYPE_CHECKING:
     from pylogmap.scoring.models import LoadedModel
@@ -87,6 +89,7 @@ def score_texts(
     head_budget = head_budget or default_head_budget(loaded.device)
     batch_tokens = batch_tokens or default_batch_tokens(loaded.device)
     max_len = info.max_length
+    check_token_ids(token_ids, info.n_embeddings, loaded.tokenizer)
     full = np.array([len(t) for t in token_ids], dtype=np.int64)
     truncated = full > max_len
     ids = [t[:max_len] for t in token_ids]

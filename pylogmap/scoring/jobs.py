@@ -19,16 +19,22 @@ from pylogmap.errors import PylogmapError
 from pylogmap.scoring.batching import default_batch_tokens
 from pylogmap.scoring.forward import score_texts
 from pylogmap.scoring.models import load_model
+from pylogmap.scoring.plausibility import check_scores
 from pylogmap.scoring.tokenize import TokenCache, adds_bos, texts_fingerprint
 from pylogmap.store import step_of
 
 
 @dataclass(frozen=True)
 class ScoreJob:
-    """One model (at one revision) to score: everything a worker needs besides the texts."""
+    """One model (at one revision) to score: everything a worker needs besides the texts.
+
+    `spec` is what is loaded (hub id, folder, .gguf file); `name` the row's name (default: `spec`;
+    the driver names local models by their folder, `names.row_names`).
+    """
 
     spec: str
     revision: str = ""
+    name: str = ""
     dtype: str = "auto"
     device: str = "auto"
     batch_tokens: int | None = None  # None: the device's default (batching.BATCH_TOKENS)
@@ -38,8 +44,12 @@ class ScoreJob:
     progress: bool = True
 
     @property
+    def row_name(self) -> str:
+        return self.name or self.spec
+
+    @property
     def label(self) -> str:
-        return f"{self.spec}@{self.revision}" if self.revision else self.spec
+        return f"{self.row_name}@{self.revision}" if self.revision else self.row_name
 
 
 @dataclass
@@ -73,16 +83,16 @@ class JobResult:
             layers = [0]
         else:
             layers = list(dict.fromkeys(self.job.layers))
-        return [(self.job.spec, self.job.revision, layer) for layer in layers]
+        return [(self.job.row_name, self.job.revision, layer) for layer in layers]
 
 
 def job_keys(job: ScoreJob) -> list[tuple[str, str, int]] | None:
     """Row keys a job will produce, when they are known before loading the model."""
     if job.layers is None:
-        return [(job.spec, job.revision, -1)]
+        return [(job.row_name, job.revision, -1)]
     if isinstance(job.layers, str):
         return None  # "all": depends on the model's depth
-    return [(job.spec, job.revision, int(layer)) for layer in job.layers]
+    return [(job.row_name, job.revision, int(layer)) for layer in job.layers]
 
 
 def run_job(job: ScoreJob, texts: Sequence[str], cache: TokenCache | None = None,
@@ -106,10 +116,11 @@ def run_job(job: ScoreJob, texts: Sequence[str], cache: TokenCache | None = None
         result.meta.update(info.as_meta())
         result.meta.update(batch_tokens=job.batch_tokens or default_batch_tokens(loaded.device),
                            adds_bos=adds_bos(loaded.tokenizer), versions=_versions())
-        ids = cache.get(loaded.tokenizer, info.tokenizer_hash, texts, texts_key)
+        ids = cache.get(loaded.tokenizer, info.tokenizer_hash, texts, texts_key, max_tokens=info.max_length)
         scores = score_texts(loaded, ids, batch_tokens=job.batch_tokens, layers=job.layers,
                              save_token_logprobs=job.save_token_logprobs, progress=job.progress,
                              desc=job.label)
+        check_scores(texts, ids, scores.loglik, loaded.tokenizer)
         result.layers = scores.layers
         result.loglik = scores.loglik[None] if scores.layers is None else scores.loglik
         result.ntokens = scores.ntokens

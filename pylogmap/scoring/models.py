@@ -1,8 +1,8 @@
 """Load a causal language model for scoring: from the hub, a local directory or a GGUF file.
 
-`load_model(spec)` accepts a Hugging Face hub id (with an optional revision), a local model
-directory, or a `.gguf` file, and returns a `LoadedModel` (`prepare` does the same for a model
-already in memory), taken apart by `heads`:
+`load_model(spec)` accepts a Hugging Face hub id (with an optional revision), a GGUF file of a hub
+repository (`org/name/file.gguf`), a local model directory, or a `.gguf` file, and returns a
+`LoadedModel` (`prepare` does the same for a model already in memory), taken apart by `heads`:
 
 - `body`: the module that returns the *final* hidden states (the model's own final norm applied),
   i.e. exactly what the causal-LM wrapper feeds to its LM head (`model.model`,
@@ -20,6 +20,11 @@ is not a plain linear layer, is not guessed at: the model is scored through its 
 (`head is None`), computed on batches small enough that one batch's logits stay under a memory
 budget, and the row's metadata says so.
 
+A hub model is loaded through transformers' own hub path at the commit its revision resolves to
+(`hub.resolve_commit`), from the local cache when it holds it (offline: only from there); the
+commit is recorded. A model that is not causal (an encoder loaded with a language-model head) is
+refused (`causality.check_causal`), as are failures to load, each with a one-line message.
+
 dtype "auto" means the checkpoint's own dtype on a GPU and float32 on the CPU: CPUs have no fast
 bf16/fp16 matrix units in general (PyTorch's CPU half-precision paths are slower than fp32 and
 accumulate less exactly), so fp32 is both the fastest and the most accurate choice there.
@@ -31,15 +36,13 @@ import gc
 import importlib.util
 import os
 import re
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-
-from huggingface_hub import constants
 
 from pylogmap.errors import ModelLoadError
+from pylogmap.scoring import hub
+from pylogmap.scoring.causality import check_causal
 from pylogmap.scoring.heads import HeadSpec, extract_head, find_body, find_final_norm, verify_head
 from pylogmap.scoring.tokenize import tokenizer_hash
 
@@ -48,6 +51,8 @@ DEVICES = ("auto", "cuda", "cpu")
 DEFAULT_MAX_LENGTH = 2048
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# a GGUF file inside a hub repository: org/name/path/to/file.gguf
+_HUB_GGUF = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)/(?P<file>[^/].*\.gguf)$", re.I)
 
 
 @dataclass
@@ -67,9 +72,12 @@ class ModelInfo:
     head_path: str  # "fused" or "model-logits"
     head_note: str = ""
     source: str = ""  # "hub", "directory" or "gguf"
+    commit: str = ""  # hub models: the commit the revision resolved to
+    path: str = ""  # local models: the absolute path of the folder or file
+    n_embeddings: int = 0  # rows of the input embedding: every token id must be below it
 
     def as_meta(self) -> dict:
-        return {
+        meta = {
             "device": self.device,
             "head": self.head_path,
             "head_note": self.head_note,
@@ -77,6 +85,11 @@ class ModelInfo:
             "vocab_size": self.vocab_size,
             "source": self.source,
         }
+        if self.commit:
+            meta["commit"] = self.commit
+        if self.path:
+            meta["path"] = self.path
+        return meta
 
 
 @dataclass
@@ -160,12 +173,16 @@ def resolve_dtype(dtype: str, device) -> Any:
 
 
 def classify_spec(spec: str) -> str:
-    """"gguf", "directory" or "hub" for a model spec; raises for a path that does not exist."""
+    """"gguf", "directory", "hub" or "hub-gguf" (`org/name/file.gguf`) for a model spec; raises for
+    a local path that does not exist."""
     path = Path(os.path.expanduser(spec))
     if spec.lower().endswith(".gguf"):
-        if not path.is_file():
-            raise ModelLoadError(f"GGUF file {spec!r} does not exist; check the path.")
-        return "gguf"
+        if path.is_file():
+            return "gguf"
+        if _HUB_GGUF.match(spec) and not spec.startswith((".", "/", "~")):
+            return "hub-gguf"
+        raise ModelLoadError(f"GGUF file {spec!r} does not exist; check the path (a GGUF file of a hub "
+                             "repository is written org/name/file.gguf).")
     if path.is_dir():
         return "directory"
     if path.exists():
@@ -181,28 +198,10 @@ def classify_spec(spec: str) -> str:
     return "hub"
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    if constants.HF_HUB_OFFLINE:
-        return False
-    url = urlparse(constants.ENDPOINT)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _offline_error(spec: str, revision: str | None) -> ModelLoadError:
-    rev = f" at revision {revision!r}" if revision else ""
-    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"the hub ({constants.ENDPOINT}) is unreachable"
-    return ModelLoadError(
-        f"cannot load hub model {spec!r}{rev}: {why} and the model is not in the local cache "
-        f"({constants.HF_HUB_CACHE}). Download it where there is internet "
-        f"(`huggingface-cli download {spec}`) and copy the cache here, or save it with "
-        "`save_pretrained(DIR)` and pass DIR as the model; with a filled cache set HF_HUB_OFFLINE=1 "
-        "to skip the network."
-    )
+def hub_parts(spec: str) -> tuple[str, str]:
+    """(repository id, GGUF file inside it or "") of a hub spec."""
+    match = _HUB_GGUF.match(spec)
+    return (match.group("repo"), match.group("file")) if match else (spec, "")
 
 
 # --------------------------------------------------------------------------- loading
@@ -215,75 +214,77 @@ def load_model(
     device: str = "auto",
     trust_remote_code: bool = False,
 ) -> LoadedModel:
-    """Load `spec` (hub id, local directory or .gguf file) for scoring; see the module docstring."""
-    import torch
+    """Load `spec` (hub id, `org/name/file.gguf`, local directory or .gguf file) for scoring.
 
+    A hub model is loaded at the commit its revision resolves to (`hub.resolve_commit`): from the
+    local cache when it holds that commit, else from the hub when it can be reached. See the
+    module docstring for the rest.
+    """
     spec = str(spec)
     kind = classify_spec(spec)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    if revision and kind != "hub":
+    if revision and kind not in ("hub", "hub-gguf"):
         raise ModelLoadError(
             f"--revision {revision!r} only applies to hub ids, but {spec!r} is a local {kind}; "
             "pass each local checkpoint as its own model instead."
         )
 
     load_kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    repo_id, filename, commit, path = "", "", "", ""
+    if kind in ("gguf", "hub-gguf"):
+        _require_gguf(spec)
     if kind == "gguf":
-        try:
-            import gguf  # noqa: F401
-            import accelerate  # noqa: F401
-        except ImportError as err:
-            raise ModelLoadError(
-                f"reading {spec!r} needs the 'gguf' and 'accelerate' packages ({err.name} is missing): "
-                "pip install gguf accelerate (both are dependencies of pylogmap; reinstall it)."
-            ) from None
-        path = Path(os.path.expanduser(spec)).resolve()
-        location = str(path.parent)
-        load_kwargs["gguf_file"] = path.name
+        resolved = Path(os.path.expanduser(spec)).resolve()
+        location, path = str(resolved.parent), str(resolved)
+        load_kwargs["gguf_file"] = resolved.name
     elif kind == "directory":
         location = os.path.expanduser(spec)
+        path = str(Path(location).resolve())
         if not (Path(location) / "config.json").is_file():
             raise ModelLoadError(
                 f"directory {spec!r} holds no config.json, so it is not a Hugging Face model folder; "
                 "save the model there with `model.save_pretrained(DIR)` and `tokenizer.save_pretrained(DIR)`."
             )
     else:
-        location = spec
-        if revision:
-            load_kwargs["revision"] = revision
-
-    def _load(local_only: bool):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        kw = dict(load_kwargs)
-        if kind == "hub":
-            kw["local_files_only"] = local_only
-        tok = AutoTokenizer.from_pretrained(location, **kw)
-        model_kw = dict(kw, dtype=torch_dtype)
-        if torch_device.type == "cuda" and _has_accelerate():
-            model_kw["device_map"] = str(torch_device)  # load straight onto the GPU
-        mdl = AutoModelForCausalLM.from_pretrained(location, **model_kw)
-        return tok, mdl
+        repo_id, filename = hub_parts(spec)
+        online = hub.hub_reachable()
+        commit = hub.resolve_commit(repo_id, revision, online=online)
+        location = repo_id
+        load_kwargs.update(revision=commit, local_files_only=not online)
+        if filename:
+            load_kwargs["gguf_file"] = filename
 
     try:
-        try:
-            tokenizer, model = _load(local_only=(kind == "hub"))
-        except OSError:
-            if kind != "hub":
-                raise
-            if not _hub_reachable():
-                raise _offline_error(spec, revision) from None
-            tokenizer, model = _load(local_only=False)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(location, **load_kwargs)
+        model_kw = dict(load_kwargs, dtype=torch_dtype)
+        if torch_device.type == "cuda" and _has_accelerate():
+            model_kw["device_map"] = str(torch_device)  # load straight onto the GPU
+        model = AutoModelForCausalLM.from_pretrained(location, **model_kw)
     except ModelLoadError:
         raise
     except Exception as err:  # transformers raises OSError/ValueError/KeyError with useful text
-        raise ModelLoadError(_explain_load_error(spec, revision, err)) from err
+        message = hub.explain(err, repo_id, revision, filename) if repo_id else None
+        raise ModelLoadError(message or _explain_load_error(spec, revision, err)) from err
 
     model.eval()
     model.requires_grad_(False)
     model.to(torch_device)
-    return prepare(model, tokenizer, name=spec, revision=revision or "", source=kind)
+    source = "hub" if repo_id else kind
+    return prepare(model, tokenizer, name=spec, revision=revision or "", source=source, commit=commit, path=path)
+
+
+def _require_gguf(spec: str) -> None:
+    try:
+        import gguf  # noqa: F401
+        import accelerate  # noqa: F401
+    except ImportError as err:
+        raise ModelLoadError(
+            f"reading {spec!r} needs the 'gguf' and 'accelerate' packages ({err.name} is missing): "
+            "pip install gguf accelerate (both are dependencies of pylogmap; reinstall it)."
+        ) from None
 
 
 def _has_accelerate() -> bool:
@@ -291,13 +292,19 @@ def _has_accelerate() -> bool:
 
 
 def _explain_load_error(spec: str, revision: str | None, err: Exception) -> str:
+    """One line for a failure of transformers to load `spec`: what it says, and the fix."""
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     low = str(err).lower()
-    if "trust_remote_code" in low:
-        hint = "the model needs its own code; pass --trust-remote-code if you trust that repository."
-    elif "unrecognized configuration class" in low or "automodelforcausallm" in low:
-        hint = "it is not a causal (decoder-only) language model transformers can load."
-    elif "revision" in low or (revision and "not a valid git identifier" in low):
+    at = f"{spec}@{revision}" if revision else spec
+    if "trust_remote_code" in low or "contains custom code" in low:
+        return (f"cannot load model {at!r}: it ships its own model code, which runs only with "
+                "--trust-remote-code; pass it if you trust that repository.")
+    kind = re.search(r"configuration class <class '[\w.]*\.(\w+)Config'>", str(err))
+    if kind or "unrecognized configuration class" in low or "automodelforcausallm" in low:
+        what = f"a {kind.group(1)} model" if kind else "this model"
+        return (f"cannot load model {at!r}: {what} has no causal language-model head in transformers (an "
+                "encoder, or another kind of model); score decoder-only (causal) language models.")
+    if "revision" in low or (revision and "not a valid git identifier" in low):
         hint = f"check that revision {revision!r} exists (a branch, tag or commit of the repository)."
     elif "safetensors" in low or "pytorch_model" in low or "no file named" in low:
         hint = "the folder has a config but no weights; save them with model.save_pretrained(DIR)."
@@ -305,16 +312,18 @@ def _explain_load_error(spec: str, revision: str | None, err: Exception) -> str:
         hint = "the tokenizer files are missing or unreadable; save them with tokenizer.save_pretrained(DIR)."
     else:
         hint = "check that it is a causal language model transformers can load."
-    rev = f"@{revision}" if revision else ""
-    return f"cannot load model {spec!r}{rev}: {type(err).__name__}: {text} ({hint})"
+    return f"cannot load model {at!r}: {type(err).__name__}: {text} ({hint})"
 
 
-def prepare(model, tokenizer, *, name: str, revision: str = "", source: str = "") -> LoadedModel:
+def prepare(model, tokenizer, *, name: str, revision: str = "", source: str = "", commit: str = "",
+            path: str = "") -> LoadedModel:
     """Take an already loaded transformers causal LM apart into body, head, lens norm and metadata.
 
     Public so that code which builds models in memory (the demo zoo, weight interpolation) scores
-    them through exactly the same path as loaded ones.
+    them through exactly the same path as loaded ones. A model whose early predictions depend on
+    later tokens (an encoder loaded with a language-model head) is refused (`check_causal`).
     """
+    check_causal(model, name)
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     body = find_body(model)
     head, note = extract_head(model, config)
@@ -344,8 +353,20 @@ def prepare(model, tokenizer, *, name: str, revision: str = "", source: str = ""
         head_path="fused" if head is not None else "model-logits",
         head_note=note,
         source=source,
+        commit=commit,
+        path=path,
+        n_embeddings=_n_embeddings(model, config),
     )
     return loaded
+
+
+def _n_embeddings(model, config) -> int:
+    """Rows of the input embedding (token ids must be below it); the config's vocab_size if the
+    model has no plain embedding."""
+    try:
+        return int(model.get_input_embeddings().weight.shape[0])
+    except (AttributeError, NotImplementedError, TypeError):
+        return int(getattr(config, "vocab_size", 0) or 0)
 
 
 def max_context(config) -> int:

@@ -16,6 +16,7 @@ class RowSummary:
     mean_loglik: float = math.nan
     wall_time_s: float = math.nan
     error: str = ""
+    note: str = ""  # e.g. a skipped hub row whose branch has moved since it was scored
 
 
 @dataclass
@@ -33,7 +34,8 @@ class ScoreSummary:
     def scored(self) -> list[RowSummary]:
         return [r for r in self.rows if r.status == "ok"]
 
-    def table(self) -> str:
+    def table(self, *, details: bool = True) -> str:
+        """The table, then (with `details`) one line per failure and per note."""
         header = ("model", "status", "tokens/s", "mean loglik", "wall s")
         lines = [header]
         for r in self.rows:
@@ -50,8 +52,9 @@ class ScoreSummary:
                                  for c, (cell, w) in enumerate(zip(line, widths))).rstrip())
             if i == 0:
                 out.append("  ".join("-" * w for w in widths))
-        for r in self.failed:
-            out.append(f"failed: {r.label}: {r.error}")
+        if details:
+            out.extend(f"failed: {r.label}: {r.error}" for r in self.failed)
+            out.extend(f"note: {r.label}: {r.note}" for r in self.rows if r.note)
         return "\n".join(out)
 
     def __str__(self) -> str:
