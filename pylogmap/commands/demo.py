@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The demo trains models (torch, transformers): imported when it runs, so --help stays instant.
     from pylogmap.demo import run_demo
 
     result = run_demo(args.out, quick=args.quick, view=not args.no_view, progress=not args.quiet)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pylogmap import __version__
+from pylogmap.kernels import native_status
 from pylogmap.viewer import qtlibs
 
 #: distributions whose versions are reported (pip name -> what it is for)
@@ -67,8 +68,6 @@ def _versions() -> dict[str, str | None]:
 
 
 def _native() -> dict[str, Any]:
-    from pylogmap.kernels import native_status
-
     st = native_status()
     build = st.get("build") or {}
     rt = st.get("cuda_runtime") or {}

@@ -9,6 +9,11 @@ method's sqrt((m4 - m2^2)/N)/2 with m2, m4 the central moments of the difference
 from __future__ import annotations
 
 import argparse
+import json
+
+from pylogmap import mapping
+from pylogmap.numbers import format_pm, format_value
+from pylogmap.store import open_map
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,12 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from pylogmap import mapping
-    from pylogmap.numbers import format_pm, format_value
-    from pylogmap.store import open_map
-
     with open_map(args.file) as mf:
         res = mapping.kl_between(mf, args.a, args.b)
     if args.json:

@@ -15,6 +15,11 @@ rows have not changed since the last run (use --force).
 from __future__ import annotations
 
 import argparse
+import json
+
+from pylogmap import mapping
+from pylogmap.errors import PylogmapError
+from pylogmap.store import open_map
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,12 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from pylogmap import mapping
-    from pylogmap.errors import PylogmapError
-    from pylogmap.store import open_map
-
     if args.k < 0:
         raise PylogmapError(f"-k must be 0 or more; got {args.k}.")
     if not args.memory > 0:

@@ -9,6 +9,13 @@ clipping threshold stored by 'pylogmap map' when there is one.
 from __future__ import annotations
 
 import argparse
+import json
+
+from pylogmap import mapping
+from pylogmap.errors import PylogmapError
+from pylogmap.mapping.geometry import SAME_KL_NATS
+from pylogmap.numbers import format_pm, format_value
+from pylogmap.store import open_map
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,14 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from pylogmap import mapping
-    from pylogmap.errors import PylogmapError
-    from pylogmap.mapping.geometry import SAME_KL_NATS
-    from pylogmap.numbers import format_pm, format_value
-    from pylogmap.store import open_map
-
     if args.k < 1:
         raise PylogmapError(f"-k must be at least 1; got {args.k}.")
     with open_map(args.file) as mf:

@@ -38,10 +38,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pylogmap import __version__
 from pylogmap.errors import MapFileError, PylogmapError
 from pylogmap.mapping import embedding, geometry, neighbors
 from pylogmap.mapping.families import default_families
-from pylogmap.mapping.prepare import DEFAULT_MEMORY_BUDGET, MapRows, check_usable, rows_hash
+from pylogmap.mapping.prepare import (
+    DEFAULT_MEMORY_BUDGET,
+    MapRows,
+    check_usable,
+    rows_hash,
+)
+from pylogmap.store import open_map
 
 DEFAULT_EMBEDDINGS = ("tsne", "pca")
 
@@ -179,8 +186,6 @@ def compute_map(
     ``memory_budget``: the largest Q (bytes) kept in memory; ``workdir``: where an out-of-core Q
     goes (default: the system's temporary folder).
     """
-    from pylogmap.store import open_map
-
     embeddings = list(dict.fromkeys(embeddings))
     for name in embeddings:
         if name not in embedding.EMBEDDINGS:
@@ -322,7 +327,6 @@ def _compute(mf, source: MapRows, steps: _Steps, *, embeddings, k, index, gpu, f
             coords, params = steps.run("UMAP", embedding.umap, Q, seed=seed, return_params=True)
             arrays["umap"] = (full(coords), params)
     del Q, search
-    from pylogmap import __version__
 
     map_attrs = {
         "tau": float(tau),
@@ -419,7 +423,6 @@ def kl_between(mf, a: str, b: str) -> dict:
 
 def neighbors_for(mf, query: str, k: int = 10) -> dict:
     """The k nearest models of one model (exact, float64), with KL estimates and SEs."""
-    from pylogmap.mapping import neighbors
 
     row = _usable_row(mf, query)
     geo, source = load_geometry(mf)
