@@ -1,9 +1,10 @@
 """The engine behind `pylogmap score`: score models into a map file, resumably, with one writer.
 
 `score_models` checks an existing output file before writing anything, opens the map file's single
-writer, skips rows already finished (resume), hands one job per (model, revision) to an executor
-(`LocalExecutor` unless another is given), records each result as it arrives, and prints a summary
-table. The executor only runs jobs; recording is the driver's alone.
+writer, keeps the jobs of its shard (`--shard I/N`, `shards`), skips rows already finished (resume),
+hands one job per (model, revision) to an executor (`LocalExecutor` unless another is given), records
+each result as it arrives (in the order they finish), and prints a summary table. The executor only
+runs jobs; recording is the driver's alone.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pylogmap.scoring.executors import LocalExecutor
 from pylogmap.scoring.jobs import JobResult, ScoreJob, job_keys
 from pylogmap.scoring.layers import LayersArg, job_layers
 from pylogmap.scoring.revisions import expand_revisions
+from pylogmap.scoring.shards import Shard, parse_shard
 from pylogmap.scoring.summary import RowSummary, ScoreSummary
 from pylogmap.store import ScoreWriter, as_key, open_map
 from pylogmap.texts import TextSet, load_texts
@@ -43,6 +45,7 @@ def score_models(
     retry_failed: bool = False,
     trust_remote_code: bool = False,
     commit_interval: float | None = None,
+    shard: str | tuple[int, int] | Shard | None = None,
 ) -> ScoreSummary:
     """Score `models` on `texts` into the map file `out` (created, or resumed).
 
@@ -52,8 +55,10 @@ def score_models(
     in `out` are skipped (`force` rescores them; `retry_failed` retries failed ones); a file of
     another text set is refused unless `force`, which replaces it. `layers` (None, "all", or a list
     of hidden-state indices) scores the logit lens, one row per layer. `executor` runs the jobs
-    (default: a `LocalExecutor`, one model after another here). Returns a `ScoreSummary`; failed
-    models are recorded in the file with their error and do not stop the run.
+    (default: a `LocalExecutor`, one model after another here). `shard` ('I/N' or (I, N)) keeps
+    only the (model, revision) pairs of shard I of N (`shards.shard_of`), for N runs into N files.
+    Returns a `ScoreSummary`; failed models are recorded in the file with their error and do not
+    stop the run.
     """
     texts = _as_textset(texts)
     if len(texts) == 0:
@@ -67,6 +72,7 @@ def score_models(
     layers = job_layers(layers)
     if batch_tokens is not None and (isinstance(batch_tokens, bool) or int(batch_tokens) < 1):
         raise PylogmapError(f"batch_tokens must be a positive number of tokens, got {batch_tokens!r}.")
+    shard = parse_shard(shard) if shard is not None else None
     executor = executor or LocalExecutor()
 
     overwrite = _check_existing(out, texts, force)
@@ -77,6 +83,11 @@ def score_models(
                  progress=progress)
         for m in models for r in revs
     ]
+    if shard is not None:
+        n_all = len(jobs_all)
+        jobs_all = [job for job in jobs_all if shard.holds(job.spec, job.revision)]
+        if progress:
+            _say(f"shard {shard}: {len(jobs_all)} of {n_all} models (the others belong to other shards).")
     summary = ScoreSummary(path=str(out))
     with ScoreWriter(out, texts, overwrite=overwrite, commit_interval=commit_interval) as writer:
         jobs = []
