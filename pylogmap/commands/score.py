@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     models = read_model_list(args.models)
     shard = parse_shard(args.shard) if args.shard is not None else None
     executor = executor_from_args(args)
+    if args.executor == "ray":  # a wrong address fails now, before the texts are read or a file is made
+        executor.connect(log_to_driver=not args.quiet)
     texts = load_texts(args.texts)  # its errors name the file and the line
     summary = score_models(
         texts,

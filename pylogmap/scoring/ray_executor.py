@@ -7,8 +7,8 @@ on this machine (never an unrelated cluster that happens to run here). An alread
 
 Scheduling: each task asks for `gpus_per_model` GPUs (default 1 when the cluster has GPUs, else 0;
 fractions pack small models onto one GPU) and one CPU; the task uses exactly what Ray assigned it
-(`ray_worker.score_on_node`). The texts go to the object store once per run; token ids are shared
-per tokenizer by the tasks of a node.
+(`ray_worker.score_on_node`). The texts go to the object store once per run; token ids are computed
+once per tokenizer on each node and shared by its tasks (`ray_worker.NodeTokenCache`).
 
 Faults: a task whose worker process or node dies is retried by Ray up to `max_retries` times (on
 any node); after that its model comes back as a failed result with the reason, which the driver
@@ -99,12 +99,12 @@ class RayExecutor:
         ray = self.ray
         show = any(job.progress for job in jobs)
         self.connect(log_to_driver=show)
-        task = ray.remote(score_on_node).options(
-            num_gpus=self.gpus_for_each_model(), max_retries=self.max_retries, retry_exceptions=False,
-        )
-        texts_box = [ray.put(list(texts))]
+        task = ray.remote(score_on_node)
+        options = dict(num_gpus=self.gpus_for_each_model(), max_retries=self.max_retries, retry_exceptions=False)
+        texts_ref = ray.put(list(texts))
         key = texts_fingerprint(texts)
-        pending = {task.options(name=f"score {job.label}").remote(job, texts_box, key): job for job in jobs}
+        pending = {task.options(name=f"score {job.label}", **options).remote(job, texts_ref, key): job
+                   for job in jobs}
         failed = 0
         try:
             with tqdm(total=len(jobs), unit="model", desc="ray", disable=not show) as bar:

@@ -1,4 +1,4 @@
-"""What runs on the nodes of a Ray cluster: one scoring task per model, one token-id store per node.
+"""What runs on the nodes of a Ray cluster: one scoring task per model, token ids shared per node.
 
 `score_on_node` is the body of the Ray task `ray_executor.RayExecutor` submits for each job. It
 takes the texts from the object store (put there once per run by the driver), scores the model on
@@ -6,125 +6,110 @@ the device Ray gave the task (a GPU when one was assigned, else the CPU), and re
 `JobResult` by value: the task never opens the map file, only the driver writes it. Each row's
 metadata says where it ran (`meta["ray"]`: node id, host, worker pid, where its token ids came from).
 
-Token ids are computed once per tokenizer per node: a task looks in its worker process's own cache,
-then asks its node's `TokenIdStore` (a Ray actor, created by the first task that needs it on that
-node and shared by every worker there), which tokenizes on the first request for a tokenizer and
-serves the ids to every later task from the node's object store. Any trouble with the store (an
-actor that died with its creator, a node that joined late) falls back to tokenizing in the task.
+Token ids are computed once per tokenizer per node (`NodeTokenCache`): the first task on a node
+that needs a tokenizer's ids tokenizes the texts and saves them in a folder of the node's Ray
+session (under the node's Ray temp dir, next to Ray's own files, so they go with the cluster); every
+later task on that node, in any worker process, loads them from there. A file lock makes a task that
+needs ids being computed wait for them instead of tokenizing again. A folder that cannot be used
+(a read-only disk, a lock that times out) only costs time: the task tokenizes by itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
-import threading
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from pylogmap.scoring.jobs import JobResult, ScoreJob, run_job
 from pylogmap.scoring.tokenize import tokenize_texts
 
-STORE_PREFIX = "pylogmap-token-ids-"
-STORE_TIMEOUT_S = 1800.0  # tokenizing a large text set can take minutes; after this, tokenize here
-
-IdsKey = tuple[str, str]  # (tokenizer hash, texts fingerprint)
-_WORKER_IDS: dict[IdsKey, list[np.ndarray]] = {}  # this worker process's own, across its tasks
-
-
-class TokenIdStore:
-    """Body of the per-node Ray actor: token ids per (tokenizer hash, text set), tokenized once.
-
-    Calls run concurrently (a threaded actor); a per-key lock makes a second request for a tokenizer
-    being tokenized wait for that result instead of tokenizing again.
-    """
-
-    def __init__(self) -> None:
-        self._ids: dict[IdsKey, list[np.ndarray]] = {}
-        self._locks: dict[IdsKey, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def ids(self, tok_hash: str, texts_key: str, tokenizer=None, texts_box: list | None = None):
-        """The ids for this tokenizer and text set; when unknown, tokenize with `tokenizer` (the
-        texts come from the object store ref in `texts_box`), or return None without one."""
-        import ray
-
-        key = (tok_hash, texts_key)
-        with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            if key not in self._ids:
-                if tokenizer is None:
-                    return None
-                self._ids[key] = tokenize_texts(tokenizer, ray.get(texts_box[0]))
-            return self._ids[key]
+LOCK_TIMEOUT_S = 1800.0  # tokenizing a large text set can take minutes; after this, tokenize here
 
 
 class NodeTokenCache:
-    """The token cache one task uses (the interface of `tokenize.TokenCache`): this worker's own
-    ids first, then the node's `TokenIdStore`, then tokenizing here. `source` records which."""
+    """The token cache a task uses (the interface of `tokenize.TokenCache`), backed by `folder` on
+    the node's disk. `source` says where the last ids came from: "node" (saved there by an earlier
+    task) or "tokenized" (by this task)."""
 
-    def __init__(self, texts_box: list) -> None:
-        self.texts_box = texts_box
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
         self.source = ""
 
     def get(self, tokenizer, tok_hash: str, texts: Sequence[str], texts_key: str) -> list[np.ndarray]:
-        key = (tok_hash, texts_key)
-        if key in _WORKER_IDS:
-            self.source = "worker"
-            return _WORKER_IDS[key]
-        ids = self._from_node_store(tokenizer, tok_hash, texts_key)
-        if ids is None:
-            self.source = "tokenized"
-            ids = tokenize_texts(tokenizer, texts)
-        _WORKER_IDS[key] = ids
-        return ids
-
-    def _from_node_store(self, tokenizer, tok_hash: str, texts_key: str):
-        import ray
-
-        try:
-            store = node_store()
-            ids = ray.get(store.ids.remote(tok_hash, texts_key), timeout=STORE_TIMEOUT_S)
-            if ids is not None:
-                self.source = "node"
-                return ids
-            ids = ray.get(store.ids.remote(tok_hash, texts_key, tokenizer, self.texts_box), timeout=STORE_TIMEOUT_S)
-            self.source = "node-tokenized"
-            return ids
-        except Exception:  # noqa: BLE001 - the store only saves time; without it the task tokenizes
-            return None
+        if self.folder is not None:
+            name = hashlib.sha256(f"{tok_hash}\0{texts_key}".encode()).hexdigest()[:40]
+            path = self.folder / f"{name}.npz"
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                with FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT_S):
+                    ids = load_ids(path)
+                    if ids is not None:
+                        self.source = "node"
+                        return ids
+                    ids = tokenize_texts(tokenizer, texts)
+                    save_ids(path, ids)
+                    self.source = "tokenized"
+                    return ids
+            except (OSError, Timeout):
+                pass
+        self.source = "tokenized"
+        return tokenize_texts(tokenizer, texts)
 
 
-def node_store():
-    """This node's `TokenIdStore` actor, created on first use (pinned to the node, no CPU reserved;
-    it belongs to this run's job and ends with it)."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+def save_ids(path: Path, ids: list[np.ndarray]) -> None:
+    """Write token ids atomically (a temporary file renamed into place)."""
+    lengths = np.array([len(a) for a in ids], dtype=np.int64)
+    flat = np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, flat=flat, lengths=lengths)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
-    node = ray.get_runtime_context().get_node_id()
-    actor = ray.remote(TokenIdStore).options(
-        name=STORE_PREFIX + node, get_if_exists=True, num_cpus=0, max_concurrency=16,
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
-    )
-    return actor.remote()
+
+def load_ids(path: Path) -> list[np.ndarray] | None:
+    """Token ids saved by `save_ids`, or None when there are none (or they cannot be read)."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            flat, lengths = saved["flat"], saved["lengths"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if int(lengths.sum()) != flat.size:
+        return None
+    return np.split(flat, np.cumsum(lengths)[:-1]) if lengths.size else []
 
 
-def score_on_node(job: ScoreJob, texts_box: list, texts_key: str) -> JobResult:
+def node_folder(context) -> Path | None:
+    """Where this node keeps token ids: inside its Ray session's folder (None if unknown)."""
+    try:
+        return Path(context.get_temp_dir()) / context.get_session_name() / "pylogmap" / "token-ids"
+    except Exception:  # noqa: BLE001 - no session folder known: tasks tokenize by themselves
+        return None
+
+
+def score_on_node(job: ScoreJob, texts: Sequence[str], texts_key: str) -> JobResult:
     """Body of one Ray task: score `job` on this node and return the result to the driver.
 
-    `texts_box` is `[ref]`, the texts' object store ref wrapped in a list so that Ray passes the ref
-    itself (the node store reads the texts from it only when it has to tokenize)."""
+    `texts` arrive through the object store (the driver passes the ref it put there once; Ray hands
+    the task the value, fetched to the node once)."""
     import ray
 
     _quiet_progress_bars()
     context = ray.get_runtime_context()
-    texts = ray.get(texts_box[0])
     device = job.device
     if device == "auto":  # only what Ray assigned to this task: its GPU(s), else the CPU
         device = "cuda" if context.get_accelerator_ids().get("GPU") else "cpu"
-    cache = NodeTokenCache(texts_box)
+    cache = NodeTokenCache(node_folder(context))
     result = run_job(replace(job, device=device, progress=False), texts, cache, texts_key)
     result.job = job
     result.meta["ray"] = {
