@@ -2,9 +2,9 @@
 
 `score_models` checks an existing output file before writing anything, opens the map file's single
 writer, keeps the jobs of its shard (`--shard I/N`, `shards`), skips rows already finished (resume),
-hands one job per (model, revision) to an executor (`LocalExecutor` unless another is given), records
-each result as it arrives (in the order they finish), and prints a summary table. The executor only
-runs jobs; recording is the driver's alone.
+hands one job per (model, revision) to an executor (`LocalExecutor` unless another is given),
+records each result as it arrives (in the order of the jobs, which every executor keeps), and
+prints a summary table. The executor only runs jobs; recording is the driver's alone.
 """
 
 from __future__ import annotations

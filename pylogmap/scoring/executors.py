@@ -2,9 +2,10 @@
 
 A job is a `jobs.ScoreJob` (model spec, revision, options); running it gives a `jobs.JobResult`
 (arrays plus metadata, or an error). An executor takes the list of jobs and the texts and yields
-results as they finish, in any order. Only the driver (`driver.score_models`, which is handed an
-executor) writes the map file, so the HDF5 file always has a single writer however many workers
-there are.
+one result per job, in the order of the jobs, so the map's rows are in the order of the model list
+on every executor (the same file whatever ran where, and in whatever order it finished). Only the
+driver (`driver.score_models`, which is handed an executor) writes the map file, so the HDF5 file
+always has a single writer however many workers there are.
 
 - `LocalExecutor`: runs the jobs in turn in this process and shares one token-id cache between
   them, so models with the same tokenizer tokenize the texts once.

@@ -5,6 +5,11 @@ Connection: `address` (`--ray-address HOST:PORT`), else `RAY_ADDRESS`, else a ne
 on this machine (never an unrelated cluster that happens to run here). An already connected Ray
 (`ray.init` called by the caller) is used as it is.
 
+Order: results are yielded in the order of the jobs (a result that finishes early waits in the
+driver's memory for the earlier ones), so the rows of the map are in the order of the model list
+whatever the cluster did; the price is that a driver killed while a slow model holds up the queue
+loses the finished results queued behind it (they are scored again on the rerun).
+
 Scheduling: each task asks for `gpus_per_model` GPUs (default 1 when the cluster has GPUs, else 0;
 fractions pack small models onto one GPU) and one CPU; the task uses exactly what Ray assigned it
 (`ray_worker.score_on_node`). The texts go to the object store once per run; token ids are computed
@@ -47,7 +52,11 @@ def import_ray():
 
 
 class RayExecutor:
-    """Run each job as a Ray task; yield the results to the driver as they finish.
+    """Run each job as a Ray task; yield the results to the driver in the order of the jobs.
+
+    Tasks run and finish in any order (the progress bar counts them as they finish); a result is
+    handed on as soon as every earlier job's has been, so the map's rows come in the order of the
+    model list, as with the local executor, and the file is the same whichever node was faster.
 
     `address`: a Ray cluster address HOST:PORT (or `ray://HOST:PORT` for Ray Client); None uses
     `RAY_ADDRESS`, else starts a local Ray instance. `gpus_per_model`: GPUs each task reserves (None:
@@ -103,8 +112,10 @@ class RayExecutor:
         options = dict(num_gpus=self.gpus_for_each_model(), max_retries=self.max_retries, retry_exceptions=False)
         texts_ref = ray.put(list(texts))
         key = texts_fingerprint(texts)
-        pending = {task.options(name=f"score {job.label}", **options).remote(job, texts_ref, key): job
-                   for job in jobs}
+        pending = {task.options(name=f"score {job.label}", **options).remote(job, texts_ref, key): (i, job)
+                   for i, job in enumerate(jobs)}
+        finished: dict[int, JobResult] = {}  # results that wait for an earlier job's
+        next_index = 0
         failed = 0
         try:
             with tqdm(total=len(jobs), unit="model", desc="ray", disable=not show) as bar:
@@ -115,12 +126,15 @@ class RayExecutor:
                         more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
                         ready += more
                     for ref in ready:
-                        result = self._collect(ref, pending.pop(ref))
+                        index, job = pending.pop(ref)
+                        finished[index] = result = self._collect(ref, job)
                         failed += result.error is not None
                         bar.update(1)
                         if failed:
                             bar.set_postfix(failed=failed, refresh=False)
-                        yield result
+                    while next_index in finished:
+                        yield finished.pop(next_index)
+                        next_index += 1
         finally:
             for ref in pending:  # the driver stopped early: do not leave work running for nobody
                 try:
