@@ -13,6 +13,7 @@ runs `ray stop`, which would end every Ray instance on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -177,15 +178,7 @@ class LoopbackCluster:
 
     def listeners(self) -> list[tuple[str, int]]:
         """(address, port) of every TCP socket a cluster process listens on."""
-        out = []
-        for node in self.nodes:
-            for p in node.processes():
-                try:
-                    conns = p.net_connections(kind="tcp")
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-                out.extend((c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN)
-        return out
+        return listeners_of(p for node in self.nodes for p in node.processes())
 
     def stop(self) -> None:
         for node in reversed(self.nodes):
@@ -197,6 +190,42 @@ class LoopbackCluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def local_instance(num_cpus: int = 1):
+    """For a Ray instance that `ray.init` starts in this process (`RayExecutor` without an address):
+    yields the `ray.init` keywords that keep it on 127.0.0.1, without a dashboard, in a temp dir of
+    its own; at the end, whatever happens, shuts it down (Ray ends the processes it started for it)
+    and removes the temp dir. A Ray this process was already connected to is left first."""
+    import ray
+    from ray._private import services
+
+    if ray.is_initialized():
+        ray.shutdown()
+    temp = tempfile.mkdtemp(prefix="plm-ray-local-")  # short: Ray's socket paths must stay < 108 bytes
+    original = services.resolve_ip_for_localhost  # Ray would turn 127.0.0.1 into the machine's address
+    services.resolve_ip_for_localhost = lambda host: host if host == "127.0.0.1" else original(host)
+    try:
+        yield dict(num_cpus=num_cpus, include_dashboard=False, _temp_dir=temp, _node_ip_address="127.0.0.1")
+    finally:
+        try:
+            ray.shutdown()
+        finally:
+            services.resolve_ip_for_localhost = original
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def listeners_of(processes) -> list[tuple[str, int]]:
+    """(address, port) of every TCP socket the given `psutil` processes listen on."""
+    out = []
+    for p in processes:
+        try:
+            conns = p.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        out.extend((c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN)
+    return out
 
 
 def driver_command(args: list[str]) -> list[str]:
