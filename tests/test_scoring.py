@@ -421,9 +421,13 @@ def test_failed_lens_job_is_recorded_under_layer_0(tmp_path, textset):
 
 def test_ray_executor(tmp_path, textset):
     pytest.importorskip("ray")
+    import _ray_cluster as RC
+
     out = tmp_path / "ray.h5"
     names = [H.model_dir("gpt2"), H.model_dir("neox")]
-    scoring.score_models(textset, names, out, progress=False, executor=scoring.RayExecutor(num_gpus=0))
+    with RC.local_instance(num_cpus=2) as init_kwargs:  # on loopback, stopped at the end
+        scoring.score_models(textset, names, out, progress=False,
+                             executor=scoring.RayExecutor(num_gpus=0, **init_kwargs))
     local = tmp_path / "local.h5"
     scoring.score_models(textset, names, local, progress=False)
     np.testing.assert_allclose(read(out)[0], read(local)[0], rtol=1e-6)

@@ -22,6 +22,10 @@ examples:
       --revisions step1000:step10000:1000 -o pythia.h5
   pylogmap score --texts texts.jsonl --models EleutherAI/pythia-160m@step1000:step10000:1000 gpt2 -o mix.h5
   pylogmap score --texts texts.jsonl --models ./my-model --layers all -o lens.h5
+  pylogmap score --texts texts.jsonl --models @models.txt -o map.h5 --executor ray --ray-address HEAD:6379
+  pylogmap score --texts texts.jsonl --models @models.txt -o part-2.h5 --shard 2/8
+
+Many GPUs and nodes (Ray, SLURM job arrays): docs/multi-gpu.md.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pylogmap.scoring import BATCH_TOKENS, DTYPES, EXECUTORS, make_executor, read_model_list, score_models
+from pylogmap.errors import PylogmapError
+from pylogmap.scoring import BATCH_TOKENS, DTYPES, EXECUTORS, make_executor, parse_shard, read_model_list, score_models
 from pylogmap.texts import load_texts
 
 
@@ -67,11 +72,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor", default="local", choices=EXECUTORS,
                         help="local: models one after another here (default); ray: one Ray task per model "
                              "with one GPU each (pip install 'pylogmap[ray]')")
+    parser.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                        help="the Ray cluster to run on (default: $RAY_ADDRESS, else a new local Ray instance); "
+                             "needs --executor ray")
+    parser.add_argument("--ray-gpus-per-model", type=float, default=None, metavar="G",
+                        help="GPUs each model's task reserves (default 1 when the cluster has GPUs, else 0; "
+                             "0.5 packs two small models per GPU); needs --executor ray")
+    parser.add_argument("--ray-retries", type=int, default=None, metavar="N",
+                        help="times a model lost with its worker or node is retried before it is recorded as "
+                             "failed (default 2); needs --executor ray")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="score only shard I of N (1 <= I <= N) of the models, split by a stable hash of "
+                             "each model and revision; run the N shards into N files and merge them")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
+
+
+def executor_from_args(args: argparse.Namespace):
+    """The executor the options ask for; --ray-* options without --executor ray are an error."""
+    ray_options = {
+        "address": ("--ray-address", args.ray_address),
+        "gpus_per_model": ("--ray-gpus-per-model", args.ray_gpus_per_model),
+        "max_retries": ("--ray-retries", args.ray_retries),
+    }
+    given = {key: value for key, (_, value) in ray_options.items() if value is not None}
+    if args.executor != "ray" and given:
+        flags = ", ".join(ray_options[key][0] for key in given)
+        raise PylogmapError(f"{flags} only apply to the Ray executor; add --executor ray (or drop them).")
+    return make_executor(args.executor, **given)
 
 
 def run(args: argparse.Namespace) -> int:
     models = read_model_list(args.models)
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    executor = executor_from_args(args)
+    if args.executor == "ray":  # a wrong address fails now, before the texts are read or a file is made
+        executor.connect(log_to_driver=not args.quiet)
     texts = load_texts(args.texts)  # its errors name the file and the line
     summary = score_models(
         texts,
@@ -84,11 +119,12 @@ def run(args: argparse.Namespace) -> int:
         batch_tokens=args.batch_tokens,
         force=args.force,
         layers=args.layers,
-        executor=make_executor(args.executor),
+        executor=executor,
         progress=not args.quiet,
         save_token_logprobs=args.save_token_logprobs,
         retry_failed=args.retry_failed,
         trust_remote_code=args.trust_remote_code,
+        shard=shard,
     )
     if summary.failed:
         print(f"pylogmap score: {len(summary.failed)} of {len(summary.rows)} rows failed (recorded in "

@@ -2,10 +2,11 @@
 
 `score_models` checks an existing output file before writing anything, opens the map file's single
 writer, names the rows (hub ids as given, local folders by their own name: `names.row_names`),
-skips rows already finished (resume; a hub row whose branch has moved since is said so), hands one
-job per (model, revision) to an executor (`LocalExecutor` unless another is given), records each
-result as it arrives, and prints a summary table. The executor only runs jobs; recording is the
-driver's alone.
+keeps the jobs of its shard (`--shard I/N`, `shards`), skips rows already finished (resume; a hub
+row whose branch has moved since is said so), hands one job per (model, revision) to an executor
+(`LocalExecutor` unless another is given), records each result as it arrives (in the order of the
+jobs, which every executor keeps), and prints a summary table. The executor only runs jobs;
+recording is the driver's alone.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pylogmap.scoring.layers import LayersArg, job_layers
 from pylogmap.scoring.models import hub_parts
 from pylogmap.scoring.names import is_local, local_path, row_names, stored_meta
 from pylogmap.scoring.specs import model_revisions
+from pylogmap.scoring.shards import Shard, parse_shard
 from pylogmap.scoring.summary import RowSummary, ScoreSummary
 from pylogmap.store import ScoreWriter, as_key, open_map
 from pylogmap.texts import TextSet, load_texts
@@ -48,6 +50,7 @@ def score_models(
     retry_failed: bool = False,
     trust_remote_code: bool = False,
     commit_interval: float | None = None,
+    shard: str | tuple[int, int] | Shard | None = None,
 ) -> ScoreSummary:
     """Score `models` on `texts` into the map file `out` (created, or resumed).
 
@@ -60,8 +63,10 @@ def score_models(
     finished in `out` are skipped (`force` rescores them; `retry_failed` retries failed ones); a file of
     another text set is refused unless `force`, which replaces it. `layers` (None, "all", or a list
     of hidden-state indices) scores the logit lens, one row per layer. `executor` runs the jobs
-    (default: a `LocalExecutor`, one model after another here). Returns a `ScoreSummary`; failed
-    models are recorded in the file with their error and do not stop the run.
+    (default: a `LocalExecutor`, one model after another here). `shard` ('I/N' or (I, N)) keeps
+    only the (model, revision) pairs of shard I of N (`shards.shard_of`), for N runs into N files.
+    Returns a `ScoreSummary`; failed models are recorded in the file with their error and do not
+    stop the run.
     """
     texts = _as_textset(texts)
     if len(texts) == 0:
@@ -73,6 +78,7 @@ def score_models(
     layers = job_layers(layers)
     if batch_tokens is not None and (isinstance(batch_tokens, bool) or int(batch_tokens) < 1):
         raise PylogmapError(f"batch_tokens must be a positive number of tokens, got {batch_tokens!r}.")
+    shard = parse_shard(shard) if shard is not None else None
     executor = executor or LocalExecutor()
 
     overwrite = _check_existing(out, texts, force)
@@ -87,6 +93,12 @@ def score_models(
                                     progress=progress)
             for m, r in pairs
         }.values())
+        if shard is not None:
+            n_all = len(jobs_all)
+            # by row name, not the path as typed: a local folder keeps its shard wherever it sits
+            jobs_all = [job for job in jobs_all if shard.holds(job.name, job.revision)]
+            if progress:
+                _say(f"shard {shard}: {len(jobs_all)} of {n_all} models (the others belong to other shards).")
         jobs = []
         for job in jobs_all:
             keys = job_keys(job)
