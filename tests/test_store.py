@@ -301,8 +301,8 @@ def test_second_writer_is_refused_and_stale_lock_recovered(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    # the killed holder left its lock file (with its dead pid): it does not block anyone
-    assert (tmp_path / "m.h5.lock").read_text().strip() == str(proc.pid)
+    # the killed holder left its lock file (marked as pylogmap's, with its dead pid): it does not block anyone
+    assert (tmp_path / "m.h5.lock").read_text().strip() == f"pylogmap writer {proc.pid}"
     with ScoreWriter(path, ts) as w:
         w.record("a", *row_values(0, len(ts)))
     assert not (tmp_path / "m.h5.lock").exists()
