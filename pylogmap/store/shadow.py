@@ -43,11 +43,11 @@ class Overlay:
         end = offset + len(data)
         if end == offset:
             return
-        i = bisect.bisect_right(self._starts, end)
+        i = bisect.bisect_left(self._starts, end)
         lo, merged = offset, []
-        while i > 0:  # intervals that overlap or touch [offset, end)
+        while i > 0:  # intervals that overlap [offset, end) (touching ones stay apart: one per HDF5 object)
             start = self._starts[i - 1]
-            if start + len(self._data[start]) < offset:
+            if start + len(self._data[start]) <= offset:
                 break
             merged.append(start)
             i -= 1

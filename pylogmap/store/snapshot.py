@@ -124,11 +124,14 @@ class Snapshot:
     def _current(self) -> bool:
         return self.format_1 or self._record() == self.seen
 
-    def _follow(self, kind: str) -> None:
-        """After a newer commit: reopen, unless it rewrote `kind` since the pinned commit."""
+    def _follow(self) -> None:
+        """After a newer commit: reopen (HDF5's cached metadata is stale)."""
         self.file.close()
         self._close_fd()
         self._open()
+
+    def _check_kind(self, kind: str) -> None:
+        """A MapFileError when the commit seen now rewrote `kind` since the pinned commit."""
         if self.view_record is not None and self.view_record.rewritten(kind) > self.seq:
             raise MapFileError(
                 f"{self.path.name} was changed by another writer while open ({_WHAT.get(kind, kind)} rewritten by "
@@ -141,7 +144,8 @@ class Snapshot:
         what it reads, so that a commit rewriting it since the pinning is noticed."""
         for _ in range(_ATTEMPTS):
             if not self._current():
-                self._follow(kind)
+                self._follow()
+            self._check_kind(kind)
             try:
                 out = fn(self.file)
             except (OSError, KeyError, ValueError, RuntimeError):
