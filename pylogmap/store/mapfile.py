@@ -207,6 +207,13 @@ class MapFile:
         return int(self._root_attr("format_version"))
 
     @property
+    def map_id(self) -> str | None:
+        """The map's identity (32 hex digits), given when it was created; None for a map of
+        format version 1 that was never written since."""
+        value = self._root_attr("map_id")
+        return None if value is None else str(value)
+
+    @property
     def commit_seq(self) -> int:
         """Sequence number of the commit this reader shows (grows with every commit)."""
         if self._view.format_1:
@@ -349,7 +356,7 @@ class MapFile:
         is running and commits them, or why they cannot be committed and what to do (an entry
         that cannot be read, one written for another map, a folder that cannot be written)."""
         committed = self.commit_seq if not self._view.format_1 else int(self._root_attr("commit_seq", 0))
-        return journal_report(self.path, committed, self.text_hash, self._root_attr("map_id"))
+        return journal_report(self.path, committed, self.text_hash, self.map_id)
 
     # -- writing (mode "a"; atomic commits) -------------------------------------------------
     def _check_writable(self, what: str) -> None:
