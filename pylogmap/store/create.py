@@ -17,7 +17,7 @@ from pylogmap.errors import MapFileError
 from pylogmap.store.durable import fsync_dir
 from pylogmap.store.legacy import clear_tmp
 from pylogmap.store.lock import WriterLock
-from pylogmap.store.markers import clear_for_new_map
+from pylogmap.store.markers import may_clear_for_new_map, remove
 from pylogmap.store.record import BadRecord, CommitRecord, new_map_id, read_record
 from pylogmap.store.schema import FileState, building, new_file
 from pylogmap.store.sidefiles import journal_dir, tmp_path
@@ -67,9 +67,14 @@ def create_map(path: Path, texts: TextSet, *, overwrite: bool, rows: dict[str, n
         tmp = tmp_path(path)
         clear_tmp(tmp)
         # Results journalled for a previous map of this name, and its per-token values, belong to
-        # it: they go first (a kill between the two steps must not apply them to the new file).
-        clear_for_new_map(journal_dir(path), "journal", path, replacing=replacing, overwrite=overwrite)
-        clear_for_new_map(tokens_dir(path), "tokens", path, replacing=replacing, overwrite=overwrite)
+        # it: they go first (a kill between the two steps must not apply them to the new file),
+        # once both folders are known to be deletable (a refusal must not leave the old map
+        # without its journal).
+        side = [(journal_dir(path), "journal"), (tokens_dir(path), "tokens")]
+        doomed = [(folder, kind) for folder, kind in side
+                  if may_clear_for_new_map(folder, kind, path, replacing=replacing, overwrite=overwrite)]
+        for folder, kind in doomed:
+            remove(folder, kind)
         map_id = new_map_id()
         with building(tmp, CommitRecord(map_id)) as f:
             new_file(f, texts, map_id, rows, annotations, attrs, populate)

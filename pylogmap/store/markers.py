@@ -99,12 +99,14 @@ def remove(folder: Path, kind: str) -> None:
     fsync_dir(folder.parent)
 
 
-def clear_for_new_map(folder: Path, kind: str, map_path: Path, *, replacing: str | None, overwrite: bool) -> None:
-    """Before a new map is put at `map_path`: delete its old side folder `folder` when pylogmap
-    can prove it made it for the map being replaced (id `replacing`), for a create that never
-    finished, or for any map when `overwrite`; otherwise a MapFileError saying what to do."""
+def may_clear_for_new_map(folder: Path, kind: str, map_path: Path, *, replacing: str | None,
+                          overwrite: bool) -> bool:
+    """Before a new map is put at `map_path`: whether its old side folder `folder` is there and
+    may go, because pylogmap can prove it made it for the map being replaced (id `replacing`),
+    for a create that never finished, or for any map when `overwrite`; otherwise a MapFileError
+    saying what to do. Only checks: the caller removes (`remove`) once every folder passed."""
     if not folder.exists():
-        return
+        return False
     what = _WHAT[kind]
     if not folder.is_dir():
         raise MapFileError(f"{str(folder)!r} is in the way of the {what} of {map_path.name} (it is not a folder); "
@@ -127,4 +129,4 @@ def clear_for_new_map(folder: Path, kind: str, map_path: Path, *, replacing: str
             f"{str(folder)!r} is the {what} of another map (id {marker.get('map_id')}), not of a map being replaced; "
             "move it away to keep it, or pass overwrite=True (on the command line --force) to delete it."
         )
-    remove(folder, kind)
+    return True
