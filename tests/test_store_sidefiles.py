@@ -44,7 +44,7 @@ def test_a_users_tokens_folder_is_never_deleted_by_a_new_map(tmp_path, overwrite
     folder = tmp_path / "proj.tokens"
     # files named like pylogmap's own, but no marker: nothing proves pylogmap made them
     content = user_folder(folder, "0123456789abcdef0123.h5", "notes.txt")
-    with pytest.raises(MapFileError, match=r"proj\.tokens.*was not made by pylogmap.*not even with --force; move it"):
+    with pytest.raises(MapFileError, match=r"proj\.tokens.*was not made by pylogmap.*not even with --force \(or --overwrite\); move it"):
         MapFile.create(path, texts(), overwrite=overwrite)
     assert untouched(folder, content) and not path.exists()
     (folder / "notes.txt").unlink()

@@ -58,7 +58,7 @@ def create_map(path: Path, texts: TextSet, *, overwrite: bool, rows: dict[str, n
         # Decided under the lock: two creators of one file cannot both see it missing.
         if os.path.lexists(path) and not overwrite:
             raise MapFileError(
-                f"{str(path)!r} already exists; pass overwrite=True (on the command line --force) to "
+                f"{str(path)!r} already exists; pass overwrite=True (on the command line --force, for import --overwrite) to "
                 "replace it, or choose another output file."
             )
         if path.is_dir():

@@ -115,7 +115,7 @@ def may_clear_for_new_map(folder: Path, kind: str, map_path: Path, *, replacing:
     if marker is None:
         raise MapFileError(
             f"{str(folder)!r} was not made by pylogmap for {map_path.name} (it has no {MARKER}), so it is never "
-            "deleted, not even with --force; move it away (or rename it), then rerun."
+            "deleted, not even with --force (or --overwrite); move it away (or rename it), then rerun."
         )
     foreign = split(folder, kind)[1]
     if foreign:
@@ -127,6 +127,6 @@ def may_clear_for_new_map(folder: Path, kind: str, map_path: Path, *, replacing:
     if not ours and not overwrite:
         raise MapFileError(
             f"{str(folder)!r} is the {what} of another map (id {marker.get('map_id')}), not of a map being replaced; "
-            "move it away to keep it, or pass overwrite=True (on the command line --force) to delete it."
+            "move it away to keep it, or pass overwrite=True (on the command line --force, for import --overwrite) to delete it."
         )
     return True
