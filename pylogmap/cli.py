@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "texts": ("texts", "build a text set with the paper's chunk-and-sample recipe, or describe one"),
     "score": ("score", "score models on a text set into a resumable HDF5 map file"),
     "info": ("info", "summarise a map file: text set, models, status, what has been computed"),
+    "merge": ("merge", "merge map files of one text set (e.g. the shards of a scoring run) into one"),
     "map": ("map", "clip, double-centre, embed (t-SNE/PCA) and index neighbours in a map file"),
     "neighbors": ("neighbors", "nearest models of one model, with KL estimates and standard errors"),
     "kl": ("kl", "KL divergence estimate between two models, with its standard error"),

@@ -306,11 +306,20 @@ def test_output_that_is_a_file_is_refused(tmp_path):
 
 
 def validate_map_file(path: Path) -> None:
-    """Check a map file against docs/format.md (format version 1) with plain h5py."""
+    """Check a map file against docs/format.md (format version 2) with plain h5py."""
     import hashlib
+    import zlib
 
+    # the commit record in the 512-byte user block: magic, record version, state clean, map id, CRC-32
+    with open(path, "rb") as raw:
+        record = raw.read(68)
+    magic, version, state, map_id, commit_seq = struct.unpack("<8sII16sQ", record[:40])
+    assert magic == b"PYLOGMAP" and version == 1 and state == 0
+    assert struct.unpack("<I", record[64:68])[0] == zlib.crc32(record[:64])
     with h5py.File(path, "r") as f:
-        assert f.attrs["format"] == "pylogmap" and int(f.attrs["format_version"]) == 1
+        assert f.userblock_size == 512
+        assert f.attrs["format"] == "pylogmap" and int(f.attrs["format_version"]) == 2
+        assert f.attrs["map_id"] == map_id.hex() and int(f.attrs["commit_seq"]) == commit_seq
         assert str(f.attrs["created_by"]).startswith("pylogmap ")
         assert int(f.attrs["commit_seq"]) >= 1
 

@@ -301,8 +301,8 @@ def test_second_writer_is_refused_and_stale_lock_recovered(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    # the killed holder left its lock file (with its dead pid): it does not block anyone
-    assert (tmp_path / "m.h5.lock").read_text().strip() == str(proc.pid)
+    # the killed holder left its lock file (marked as pylogmap's, with its dead pid): it does not block anyone
+    assert (tmp_path / "m.h5.lock").read_text().strip() == f"pylogmap writer {proc.pid}"
     with ScoreWriter(path, ts) as w:
         w.record("a", *row_values(0, len(ts)))
     assert not (tmp_path / "m.h5.lock").exists()
@@ -822,3 +822,35 @@ def test_one_rule_reads_the_step_of_a_revision_or_checkpoint_name(text, base, st
 
     assert split_step(text) == (base, step)
     assert step_of(text) == step
+
+
+def test_info_says_which_journal_entry_is_unreadable_why_and_what_to_do(tmp_path, capsys):
+    from pylogmap.cli import main
+
+    ts = small_texts()
+    path = tmp_path / "m.h5"
+    with ScoreWriter(path, ts) as w:
+        w.record("a", *row_values(0, len(ts)))
+    (tmp_path / "m.h5.journal").mkdir()
+    bad = tmp_path / "m.h5.journal" / "000000000099.npz"
+    bad.write_bytes(b"not a zip file")
+    assert main(["info", str(path)]) == 0
+    journal = [line for line in capsys.readouterr().out.splitlines() if line.startswith("journal")]
+    assert "rerun it to commit" not in "\n".join(journal)
+    assert journal[0] == "journal 1 finished result(s) are not committed, because of the entries below."
+    assert str(bad) in journal[1] and "cannot be read (not a complete .npz file)" in journal[1]
+    assert "writer that was killed" in journal[1] and "move it out of m.h5.journal" in journal[1]
+    assert "scoring that model again recomputes it" in journal[1]
+
+
+def test_info_says_a_running_writer_commits_what_waits(tmp_path, capsys):
+    from pylogmap.cli import main
+
+    ts = small_texts()
+    path = tmp_path / "m.h5"
+    with ScoreWriter(path, ts, commit_interval=3600) as w:
+        w.record("a", *row_values(0, len(ts)))
+        assert main(["info", str(path)]) == 0
+        journal = [line for line in capsys.readouterr().out.splitlines() if line.startswith("journal")]
+        assert journal == [f"journal 1 finished result(s) not committed yet: a writer (pid {os.getpid()}) is running "
+                           "and commits them."]

@@ -68,9 +68,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {name}  {arr.dtype} {list(arr.shape)}")
         else:
             print("map     nothing computed yet (run 'pylogmap map')")
-        pending = mf.pending_journal()
-        if pending:
-            print(f"journal {pending} finished result(s) not committed yet (a scorer is writing, or rerun it to commit)")
+        for line in mf.journal_report():
+            print(f"journal {line}")
     return 0
 
 

@@ -1,9 +1,11 @@
 """A map file opened for reading (mode "r") or for reading and writing (mode "a").
 
-Readers open `OUT.h5` at any time and see the last commit (the file they opened is never written
-again; a commit replaces the name with a new file). `MapFile.changed()` tells a long-lived reader
+Readers open `OUT.h5` at any time and see the last commit, and keep seeing that commit while
+writers commit (`store.snapshot`: appended rows stay out of view; a commit that rewrites what is
+read since opening is an error saying to reopen). `MapFile.changed()` tells a long-lived reader
 that a newer commit exists; `MapFile.reload()` opens it. Files are written with HDF5 format bounds
-v1.10 so `h5py.File(path, "r", swmr=True)` works and any HDF5 >= 1.10 reads them.
+v1.10 so `h5py.File(path, "r", swmr=True)` works and any HDF5 >= 1.10 reads them. Maps of format
+version 1 read as they are (`store.legacy`).
 
 A `MapFile` opened with mode "a" writes rows, derived results and annotations, each call one
 atomic commit (`store.journal`) under the writer lock (`store.lock`), taken for that commit only:
@@ -26,10 +28,11 @@ from pylogmap.store.attrs import is_encoded, read_attr, read_attrs
 from pylogmap.store.create import create_map
 from pylogmap.store.entries import annotations_entry, bulk_rows_entry, derived_entry
 from pylogmap.store.gather import read_rows, row_index
-from pylogmap.store.journal import commit_entries, journal_entries, recover as recover_journal
+from pylogmap.store.journal import commit_entries, journal_entries, journal_report, recover as recover_journal
 from pylogmap.store.keys import RowKey, unique_labels
 from pylogmap.store.lookup import RowLookup
 from pylogmap.store.schema import FORMAT, FORMAT_VERSION, MATRICES, MODEL_COLUMNS, read_str
+from pylogmap.store.snapshot import Snapshot
 from pylogmap.store.tokens import read_tokens
 from pylogmap.texts import TextSet
 
@@ -52,13 +55,14 @@ class MapFile:
         self.mode = mode
         if recover:
             recover_journal(self.path)
-        self._f: h5py.File | None = None
+        self._snap: Snapshot | None = None
         self._open()
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike, texts: TextSet, *, overwrite: bool = False) -> "MapFile":
-        """Create an empty map for `texts`. An existing file is kept unless `overwrite=True`."""
+        """Create an empty map for `texts`. An existing file is kept unless `overwrite=True`; side
+        folders of a map being replaced go only when pylogmap made them (`store.create`)."""
         create_map(Path(path), texts, overwrite=overwrite)
         return cls(path, "a", recover=False)
 
@@ -86,12 +90,16 @@ class MapFile:
             is_hdf5 = False
         if not is_hdf5:
             raise MapFileError(f"{str(path)!r} is not an HDF5 file, so not a pylogmap map; check the file name.")
-        try:
-            f = h5py.File(path, "r")
-        except OSError as err:
-            raise MapFileError(
-                f"{str(path)!r} is a corrupt or truncated HDF5 file ({err}); restore it from a copy or rescore."
-            ) from None
+        if self._snap is not None:
+            self._snap.close()
+            self._snap = None
+        self._snap = Snapshot(path, self._check_file)
+        self._stat = (st.st_ino, st.st_mtime_ns, st.st_size)
+        self._cache: dict[str, Any] = {}
+
+    def _check_file(self, f: h5py.File) -> int:
+        """Check a freshly opened file is a map this release reads; its row count."""
+        path = self.path
         try:
             if read_attr(f, "format") != FORMAT:
                 raise MapFileError(
@@ -107,17 +115,9 @@ class MapFile:
             if version < 1:
                 raise MapFileError(f"{str(path)!r} has an invalid format_version {version}; the file is damaged.")
             self._validate(f)
-        except MapFileError:
-            f.close()
-            raise
+            return int(f["models/name"].shape[0])
         except (OSError, KeyError, ValueError) as err:
-            f.close()
             raise MapFileError(f"{str(path)!r} is a damaged map file ({err}); restore it from a copy or rescore.") from None
-        if self._f is not None:
-            self._f.close()
-        self._f = f
-        self._stat = (st.st_ino, st.st_mtime_ns, st.st_size)
-        self._cache: dict[str, Any] = {}
 
     def _validate(self, f: h5py.File) -> None:
         need = ["texts/text", "texts/n_bytes", "texts/source", "texts/meta", *MATRICES]
@@ -135,16 +135,25 @@ class MapFile:
                 raise MapFileError(f"{str(self.path)!r}: /models/{c} has {f['models'][c].shape[0]} rows, expected {m}.")
 
     @property
-    def file(self) -> h5py.File:
-        """The open h5py file (read-only), for direct access."""
-        if self._f is None:
+    def _view(self) -> Snapshot:
+        if self._snap is None or self._snap.file is None:
             raise MapFileError(f"map file {str(self.path)!r} is closed.")
-        return self._f
+        return self._snap
+
+    @property
+    def file(self) -> h5py.File:
+        """The open h5py file (read-only), for direct access. It shows the file as of the last
+        read through this MapFile: for rows appended since, use `reload()`."""
+        return self._view.file
+
+    def _read(self, kind: str, fn):
+        """`fn(file)` as of this reader's commit (`store.snapshot`)."""
+        return self._view.read(kind, fn)
 
     def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        if self._snap is not None:
+            self._snap.close()
+            self._snap = None
 
     def __enter__(self) -> "MapFile":
         return self
@@ -153,16 +162,21 @@ class MapFile:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._f is None else f"{self.n_models} models x {self.n_texts} texts"
+        state = "closed" if self._snap is None else f"{self.n_models} models x {self.n_texts} texts"
         return f"MapFile({str(self.path)!r}, {self.mode!r}, {state})"
 
     def changed(self) -> bool:
-        """Whether a newer commit replaced the file since it was opened (or last reloaded)."""
+        """Whether a newer commit exists than the one this reader shows (since it was opened or
+        last reloaded)."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return False
-        return (st.st_ino, st.st_mtime_ns, st.st_size) != self._stat
+        if (st.st_ino, st.st_mtime_ns, st.st_size) == self._stat:
+            return False
+        if st.st_ino != self._stat[0] or self._view.format_1:
+            return True  # replaced by another file (or a format-1 commit)
+        return self._view.newer()
 
     def reload(self) -> None:
         """Open the current commit of the file (after `changed()`)."""
@@ -171,29 +185,52 @@ class MapFile:
     # -- reading ---------------------------------------------------------------------------
     @property
     def n_models(self) -> int:
-        return int(self.file["models/name"].shape[0])
+        return self._view.m
 
     @property
     def n_texts(self) -> int:
-        return int(self.file["texts/text"].shape[0])
+        if "n_texts" not in self._cache:
+            self._cache["n_texts"] = int(self._read("texts", lambda f: f["texts/text"].shape[0]))
+        return self._cache["n_texts"]
+
+    def _root_attr(self, name: str, default: Any = None) -> Any:
+        if ("attr", name) not in self._cache:
+            self._cache[("attr", name)] = self._read("texts", lambda f: read_attr(f, name, default))
+        return self._cache[("attr", name)]
 
     @property
     def text_hash(self) -> str:
-        return str(read_attr(self.file, "text_set_hash"))
+        return str(self._root_attr("text_set_hash"))
 
     @property
     def format_version(self) -> int:
-        return int(read_attr(self.file, "format_version"))
+        return int(self._root_attr("format_version"))
+
+    @property
+    def map_id(self) -> str | None:
+        """The map's identity (32 hex digits), given when it was created; None for a map of
+        format version 1 that was never written since."""
+        value = self._root_attr("map_id")
+        return None if value is None else str(value)
 
     @property
     def commit_seq(self) -> int:
-        """Sequence number of the last committed change (grows with every commit)."""
-        return int(read_attr(self.file, "commit_seq", 0))
+        """Sequence number of the commit this reader shows (grows with every commit)."""
+        if self._view.format_1:
+            return int(self._root_attr("commit_seq", 0))
+        return self._view.seq
 
     def _column(self, col: str) -> np.ndarray:
         if col not in self._cache:
-            ds = self.file["models"][col]
-            self._cache[col] = read_str(ds) if MODEL_COLUMNS.get(col, ("str",))[0] == "str" else ds[...]
+            m = self.n_models
+            kind = MODEL_COLUMNS.get(col, ("str",))[0]
+
+            def read(f):
+                ds = f["models"][col]
+                if kind == "str":
+                    return ds.asstr()[:m].astype(object) if m else np.array([], dtype=object)
+                return ds[:m]
+            self._cache[col] = self._read("rows", read)
         return self._cache[col]
 
     def keys(self) -> list[RowKey]:
@@ -223,10 +260,9 @@ class MapFile:
         return np.array(self._column("status"), copy=True)
 
     def _matrix(self, name: str, rows: Any) -> np.ndarray:
+        idx = row_index(rows, self.n_models)
         try:
-            if rows is None:
-                return self.file[name][...]
-            return read_rows(self.file[name], row_index(rows, self.n_models))
+            return self._read("rows", lambda f: read_rows(f[name], idx))
         except OSError as err:
             raise MapFileError(
                 f"{str(self.path)!r}: reading /{name} failed ({err}); the file is damaged (a checksum does not "
@@ -247,53 +283,48 @@ class MapFile:
 
     def text_bytes(self) -> np.ndarray:
         """int64 [N] UTF-8 length of each text."""
-        return self.file["texts/n_bytes"][...]
+        return self._read("texts", lambda f: f["texts/n_bytes"][...])
 
     def texts(self) -> TextSet:
         """The map's text set (hash as stored)."""
-        g = self.file["texts"]
-        recipe = read_attr(g, "recipe")
-        if not is_encoded(g):  # written before the attribute encoding: the recipe is JSON text
-            recipe = json.loads(str(recipe if recipe is not None else "null"))
-        return TextSet(
-            texts=list(read_str(g["text"])),
-            n_bytes=g["n_bytes"][...],
-            sources=list(read_str(g["source"])),
-            meta=[json.loads(s) for s in read_str(g["meta"])],
-            hash=str(read_attr(g, "hash")),
-            name=str(read_attr(g, "name", "")),
-            recipe=recipe,
-        )
+        return self._read("texts", _read_texts)
 
     def annotations(self) -> dict[str, np.ndarray]:
         """Per-row user columns: float64 arrays, or object arrays of str for categorical ones."""
-        g = self.file.get("annotations")
-        if g is None:
-            return {}
-        return {name: (read_str(ds) if ds.dtype.kind == "O" else ds[...]) for name, ds in g.items()}
+        m = self.n_models
+
+        def read(f):
+            g = f.get("annotations")
+            if g is None:
+                return {}
+            return {name: (read_str(ds)[:m] if ds.dtype.kind == "O" else ds[:m]) for name, ds in g.items()}
+        return self._read("annotations", read)
 
     def read_derived(self, name: str) -> tuple[np.ndarray, dict[str, Any]] | None:
         """(array, attrs) of the derived dataset `/map/<name>`, or None when it is not there.
         The attributes read back as they were written (`store.attrs`)."""
-        g = self.file.get("map")
-        if g is None or name not in g or not isinstance(g[name], h5py.Dataset):
-            return None
-        ds = g[name]
-        data = read_str(ds) if ds.dtype.kind == "O" else ds[...]
-        return data, read_attrs(ds)
+        def read(f):
+            g = f.get("map")
+            if g is None or name not in g or not isinstance(g[name], h5py.Dataset):
+                return None
+            ds = g[name]
+            data = read_str(ds) if ds.dtype.kind == "O" else ds[...]
+            return data, read_attrs(ds)
+        return self._read("map", read)
 
     def derived_names(self) -> list[str]:
         """Paths of every dataset under `/map` (e.g. `tsne`, `neighbors/index`)."""
-        g = self.file.get("map")
-        out: list[str] = []
-        if g is not None:
-            g.visititems(lambda name, obj: out.append(name) if isinstance(obj, h5py.Dataset) else None)
-        return sorted(out)
+        def read(f):
+            g = f.get("map")
+            out: list[str] = []
+            if g is not None:
+                g.visititems(lambda name, obj: out.append(name) if isinstance(obj, h5py.Dataset) else None)
+            return sorted(out)
+        return self._read("map", read)
 
     def map_attrs(self) -> dict[str, Any]:
         """Attributes of `/map` (`tau`, `rows_hash`, `n_used`, ...), as they were written."""
-        g = self.file.get("map")
-        return {} if g is None else read_attrs(g)
+        return self._read("map", lambda f: {} if f.get("map") is None else read_attrs(f["map"]))
 
     def lookup(self) -> RowLookup:
         """The rows of this file by what a user types (`store.lookup` has the policy)."""
@@ -319,6 +350,13 @@ class MapFile:
         """Number of finished results journalled but not committed yet (a writer is running, or
         one was killed: the next writer or reader commits them)."""
         return len(journal_entries(self.path))
+
+    def journal_report(self) -> list[str]:
+        """One line for each thing to know about results waiting in the journal: that a writer
+        is running and commits them, or why they cannot be committed and what to do (an entry
+        that cannot be read, one written for another map, a folder that cannot be written)."""
+        committed = self.commit_seq if not self._view.format_1 else int(self._root_attr("commit_seq", 0))
+        return journal_report(self.path, committed, self.text_hash, self.map_id)
 
     # -- writing (mode "a"; atomic commits) -------------------------------------------------
     def _check_writable(self, what: str) -> None:
@@ -360,6 +398,22 @@ class MapFile:
         missing), anything else str. Columns of the same name are replaced; others kept."""
         self._check_writable("set annotations")
         self._commit(annotations_entry(columns, self.n_models))
+
+
+def _read_texts(f: h5py.File) -> TextSet:
+    g = f["texts"]
+    recipe = read_attr(g, "recipe")
+    if not is_encoded(g):  # written before the attribute encoding: the recipe is JSON text
+        recipe = json.loads(str(recipe if recipe is not None else "null"))
+    return TextSet(
+        texts=list(read_str(g["text"])),
+        n_bytes=g["n_bytes"][...],
+        sources=list(read_str(g["source"])),
+        meta=[json.loads(s) for s in read_str(g["meta"])],
+        hash=str(read_attr(g, "hash")),
+        name=str(read_attr(g, "name", "")),
+        recipe=recipe,
+    )
 
 
 def open_map(path: str | os.PathLike, mode: str = "r") -> MapFile:

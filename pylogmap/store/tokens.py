@@ -1,6 +1,7 @@
 """Per-token log-probabilities (optional), beside the map in `OUT.tokens/`: one small HDF5 file per
 row, written atomically before the row's journal entry, so a committed row's token file is complete
-(docs/format.md, "Per-token sidecar").
+(docs/format.md, "Per-token sidecar"). The folder pylogmap makes carries the map's marker
+(`store.markers`); a row's file is replaced or removed only when it is provably the row's.
 
 One file per row rather than one shared file: an HDF5 file cannot be appended in place without
 risking its earlier contents on a kill, and copying gigabytes of token data per commit is not an
@@ -23,6 +24,7 @@ from pylogmap.errors import MapFileError
 from pylogmap.store.attrs import read_attrs, write_attrs
 from pylogmap.store.durable import fsync_dir, fsync_file
 from pylogmap.store.keys import RowKey, as_key
+from pylogmap.store.markers import make_folder
 from pylogmap.store.schema import LIBVER
 
 TOKENS_FORMAT = "pylogmap-tokens"
@@ -42,16 +44,44 @@ def tokens_path(map_path: str | os.PathLike, key: Any) -> Path:
     return tokens_dir(map_path) / f"{digest}.h5"
 
 
-def write_tokens(map_path: Path, key: RowKey, text_hash: str, token_logprobs: Sequence[Any], n: int) -> None:
-    """Write one row's per-token values (one array per text) atomically."""
+def is_row_file(p: Path, key: RowKey) -> bool:
+    """Whether `p` is a per-token file pylogmap wrote for the row `key`."""
+    try:
+        with h5py.File(p, "r") as f:
+            attrs = read_attrs(f)
+    except (OSError, KeyError):
+        return False
+    try:
+        return (attrs.get("format") == TOKENS_FORMAT
+                and RowKey(str(attrs["name"]), str(attrs["revision"]), int(attrs["layer"])) == key)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def drop_tokens(map_path: Path, key: RowKey) -> None:
+    """Remove the row's per-token file (a rescoring without per-token values must not leave old
+    ones looking current); a file of that name that is not the row's is left alone."""
+    p = tokens_path(map_path, key)
+    if p.exists() and is_row_file(p, key):
+        p.unlink()
+
+
+def write_tokens(map_path: Path, key: RowKey, text_hash: str, token_logprobs: Sequence[Any], n: int,
+                 map_id: str) -> None:
+    """Write one row's per-token values (one array per text) atomically; the folder is made,
+    with the map's marker, when it is not there."""
     if len(token_logprobs) != n:
         raise MapFileError(f"token_logprobs has {len(token_logprobs)} arrays for {n} texts.")
     arrays = [np.asarray(a, dtype=np.float32).reshape(-1) for a in token_logprobs]
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum([len(a) for a in arrays], out=offsets[1:])
     d = tokens_dir(map_path)
-    d.mkdir(exist_ok=True)
+    if not d.exists():
+        make_folder(d, "tokens", map_path, map_id)
     final = tokens_path(map_path, key)
+    if final.exists() and not is_row_file(final, key):
+        raise MapFileError(f"{str(final)!r} is in the way of the per-token file of {key.label} and was not made by "
+                           "pylogmap for it; move it away, then rerun.")
     tmp = final.with_name(final.name + ".part")
     with h5py.File(tmp, "w", libver=LIBVER) as f:
         write_attrs(f, {"format": TOKENS_FORMAT, "format_version": 1, "name": key.name, "revision": key.revision,

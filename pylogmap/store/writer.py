@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 
 from pylogmap.errors import MapFileError
+from pylogmap.store.create import create_map
 from pylogmap.store.entries import check_matrix, model_columns, rows_entry
 from pylogmap.store.journal import Committer
 from pylogmap.store.keys import RowKey, as_key
+from pylogmap.store.lock import WriterLock
 from pylogmap.store.mapfile import MapFile
-from pylogmap.store.tokens import tokens_path, write_tokens
+from pylogmap.store.tokens import drop_tokens, write_tokens
 from pylogmap.texts import TextSet
 
 
@@ -29,33 +31,41 @@ class ScoreWriter:
     `record_failure(...)` journals a finished model durably and commits when `commit_interval`
     allows; leaving the block commits everything and releases the lock.
 
-    `commit_interval`: seconds between commits (each commit copies the file). None (default):
-    at least 20x the last commit's duration, so copying stays under ~5% of the run; small maps
-    are committed after every model. 0: after every model.
+    `commit_interval`: seconds between commits. None (default): at least 20x the last commit's
+    duration, so committing stays under ~5% of the run. 0: after every model.
+
+    The writer lock is taken first, and the file is created, or checked to be of `texts`, under
+    it: two writers starting on one new file at once never both create it, and never write into
+    the one the other made.
     """
 
     def __init__(self, path: str | os.PathLike, texts: TextSet | None = None, *,
                  commit_interval: float | None = None, overwrite: bool = False):
         self.path = Path(path)
         self.commit_interval = commit_interval
-        if texts is None and (overwrite or not self.path.exists()):
-            raise MapFileError(f"{str(self.path)!r} does not exist yet: give the text set to create it with.")
-        if overwrite or not self.path.exists():
-            MapFile.create(self.path, texts, overwrite=overwrite).close()
-        with MapFile(self.path, recover=False) as mf:
-            if texts is None:
-                texts = mf.texts()
-            if mf.text_hash != texts.hash:
+        lock = WriterLock(self.path)
+        lock.acquire()
+        try:
+            if texts is None and (overwrite or not self.path.exists()):
+                raise MapFileError(f"{str(self.path)!r} does not exist yet: give the text set to create it with.")
+            if overwrite or not self.path.exists():
+                create_map(self.path, texts, overwrite=overwrite, lock=lock)
+        except BaseException:
+            lock.release()
+            raise
+        self._committer = Committer(self.path, lock=lock)  # finishes a commit a killed run left
+        try:
+            if texts is not None and self._committer.text_hash != texts.hash:
                 raise MapFileError(
-                    f"{str(self.path)!r} was made with another text set: the file has {mf.text_hash}, "
+                    f"{str(self.path)!r} was made with another text set: the file has {self._committer.text_hash}, "
                     f"the texts given have {texts.hash}. Use the file's own texts, or write to a new "
                     "output file (or overwrite with --force)."
                 )
-            self.n_texts = mf.n_texts
-        self.texts = texts
-        self.text_hash = texts.hash
-        self._committer = Committer(self.path)
-        try:
+            with MapFile(self.path, recover=False) as mf:
+                texts = mf.texts() if texts is None else texts
+                self.n_texts = mf.n_texts
+            self.texts = texts
+            self.text_hash = texts.hash
             self._committer.commit()  # results a killed run journalled
             with MapFile(self.path, recover=False) as mf:
                 self._status = dict(zip(mf.keys(), mf.status()))
@@ -109,9 +119,9 @@ class ScoreWriter:
                     + (f"(text {bad}: {lengths[bad]} values, ntokens {T[bad]})." if bad is not None
                        else f"({len(lengths)} arrays for {n} texts).")
                 )
-            write_tokens(self.path, k, self.text_hash, token_logprobs, n)
-        else:  # a rescoring without per-token values must not leave the old ones looking current
-            tokens_path(self.path, k).unlink(missing_ok=True)
+            write_tokens(self.path, k, self.text_hash, token_logprobs, n, self._committer.map_id)
+        else:
+            drop_tokens(self.path, k)
         cols = model_columns([k], [meta], ["ok"], [""], [int(tr.sum())])
         self._committer.journal(rows_entry([k], L[None].astype(np.float32), T[None], tr[None], cols))
         self._status[k] = "ok"
