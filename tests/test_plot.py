@@ -115,7 +115,7 @@ def test_legend_counts_and_the_viewers_colours(small_map, tmp_path):
 
 
 def test_automatic_labels_cover_every_family_and_never_overlap(tmp_path):
-    for n in (24, 400):
+    for n in (24, 240):
         path = write_map(tmp_path / f"m{n}.h5", n)
         fig = mapfigure.plot_map(path, tmp_path / f"m{n}.png")
         data = mapfigure.read_figure_data(path)
@@ -142,6 +142,12 @@ def test_checkpoints_are_drawn_as_arrows_in_order(small_map, tmp_path):
 def test_colour_by_any_column_and_size_by_parameters(small_map, tmp_path):
     assert main(["plot", str(small_map), "-o", str(tmp_path / "kind.svg"), "--color", "kind"]) == 0
     assert "checkpoint (4)" in labels_in_svg(tmp_path / "kind.svg")
+    assert main(["plot", str(small_map), "-o", str(tmp_path / "shapes.svg"), "--marker", "kind"]) == 0
+    texts = labels_in_svg(tmp_path / "shapes.svg")
+    assert {"family", "kind", "checkpoint (4)"} <= set(texts)  # a block of shapes after the colours
+    shapes, table = mapfigure.marker_shapes(np.array(["b", "a", "a", "c"]), order=["c"])
+    assert table == {"c": "o", "a": "^", "b": "s"} and list(shapes) == ["s", "^", "^", "o"]
+    assert main(["plot", str(small_map), "-o", str(tmp_path / "x.png"), "--marker", "quality"]) == 2
     assert main(["plot", str(small_map), "-o", str(tmp_path / "q.png"), "--color", "quality", "--size-by-params"]) == 0
     assert main(["plot", str(small_map), "-o", str(tmp_path / "pca.pdf"), "--embedding", "pca",
                  "--title", "A title", "--no-trajectories"]) == 0

@@ -8,12 +8,12 @@ parameter counts, the trajectories (checkpoints of one run, layers of one model,
 
 `draw_map` draws it: points coloured with the map's own colours (`mapping.families`, the
 viewer's), optionally one marker shape per category of a second column, a legend with counts
-(a colour bar for a numeric column), arrows along each
-trajectory in order, labels for chosen models or automatically a few per category placed so
-that they overlap neither each other nor other points, optional sizes by parameter count, a
-title and a caption line. The file type follows the suffix: PNG, or PDF and SVG as vector
-figures for papers whose text stays text. Marker size and opacity follow the number of points,
-so a map of 20 models and one of 1,000 both read. `plot_map` does both steps.
+(a colour bar for a numeric column), arrows along each trajectory in order, labels for chosen
+models or automatically a few per category (labels never overlap each other and avoid the
+points), optional sizes by parameter count, a title and a caption line. The file type follows
+the suffix: PNG, or PDF and SVG as vector figures for papers whose text stays text. Marker size
+and opacity follow the number of points, so a map of 20 models and one of 1,000 both read.
+`plot_map` does both steps.
 
 matplotlib (Agg, no display) is imported only when a figure is drawn.
 """
@@ -49,7 +49,7 @@ EMBEDDING_TITLES = {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}
 FAMILY = "family"
 BUILT_IN_COLUMNS = (FAMILY, "architecture", "mean_loglik")
 UNKNOWN = "others"  # the family (and category) of rows that have none, drawn grey
-# Marker shapes of the categories of a --marker column, the most common first.
+# Marker shapes of the categories of a --marker column, in turn (see marker_shapes).
 SHAPES = ("o", "^", "s", "D", "v", "P", "X", "*", "h", "<", ">", "p")
 # A label sits on a translucent white box (not a stroke effect, which would turn SVG text into paths).
 LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.75}
@@ -292,6 +292,7 @@ def draw_map(
     *,
     label_rows: list[int] | None = None,
     per_category: int | None = None,
+    marker_order: list[str] | None = None,
     size_by_params: bool = False,
     title: str | None = None,
     caption: str | None = None,
@@ -304,7 +305,8 @@ def draw_map(
 
     `label_rows` (point indices) are always labelled; without them a few points per category are
     (`auto_labels`, `per_category` each), each only where it overlaps nothing; `per_category=0`
-    draws no labels.
+    draws no labels. `marker_order` lists the marker column's categories that get the first
+    shapes (a circle first), in that order.
     """
     out = figure_path(out)
     plt = _pyplot()
@@ -317,7 +319,7 @@ def draw_map(
             area, alpha, edge = point_style(len(data))
             areas = param_areas(data.n_params, area) if size_by_params else np.full(len(data), area)
             rasterize = len(data) > 5000 and out.suffix.lower() != ".png"  # vector files stay small
-            handles = _draw_points(ax, data, areas, alpha, edge, rasterize)
+            handles = _draw_points(ax, data, areas, alpha, edge, rasterize, marker_order)
             n_arrows = _draw_trajectories(ax, data, areas) if trajectories else 0
             _dress(fig, ax, data, handles, size_by_params, area, title, caption, trajectories)
             fig.canvas.draw()  # settle the layout: labels are placed in the final display coordinates
@@ -335,21 +337,25 @@ def draw_map(
     return MapFigure(out, [data.labels[i] for i in placed], len(data), n_arrows, list(placed.values()), list(data.notes))
 
 
-def marker_shapes(shapes: np.ndarray | None) -> tuple[np.ndarray, dict[str, str]]:
-    """The marker of every point and the legend's {category: marker}, most common category first
-    (beyond len(SHAPES) categories, the shapes repeat)."""
+def marker_shapes(shapes: np.ndarray | None, order: list[str] | None = None) -> tuple[np.ndarray, dict[str, str]]:
+    """The marker of every point and the legend's {category: marker}: SHAPES in turn to the
+    categories named in `order` first, then to the rest, most common first (beyond len(SHAPES)
+    categories, the shapes repeat)."""
     if shapes is None:
         return np.full(0, "o"), {}
-    table = {cat: SHAPES[i % len(SHAPES)] for i, cat in enumerate(order_by_count(shapes))}
+    present = order_by_count(shapes)
+    ranked = [c for c in (order or []) if c in present] + [c for c in present if c not in (order or [])]
+    table = {cat: SHAPES[i % len(SHAPES)] for i, cat in enumerate(ranked)}
     return np.array([table[c] for c in shapes.astype(str)]), table
 
 
-def _draw_points(ax: Axes, data: FigureData, areas: np.ndarray, alpha: float, edge: float, rasterize: bool) -> list:
+def _draw_points(ax: Axes, data: FigureData, areas: np.ndarray, alpha: float, edge: float, rasterize: bool,
+                 marker_order: list[str] | None) -> list:
     """The scatter (one layer per colour and shape, unknown colours underneath); legend handles."""
     from matplotlib.colors import Normalize
 
     common = dict(linewidths=edge, edgecolors="white", alpha=alpha, rasterized=rasterize, zorder=2)
-    point_markers, shape_table = marker_shapes(data.shapes)
+    point_markers, shape_table = marker_shapes(data.shapes, marker_order)
     if not shape_table:
         point_markers = np.full(len(data), "o")
     size = math.sqrt(max(float(np.median(areas)), 16.0))
@@ -467,7 +473,9 @@ def _dress(fig: Figure, ax: Axes, data: FigureData, handles: list, size_by_param
                 text.set_fontweight("bold")
     fig.suptitle(title or _default_title(data), fontsize=10)
     line = caption if caption is not None else default_caption(data, trajectories)
-    fig.supxlabel(textwrap.fill(line, width=int(fig.get_figwidth() * 72 / (0.5 * 6.5))), fontsize=6.5, color="0.3")
+    # wrapped to about 85 % of the figure's width (a character of this font is about 0.55 em wide)
+    fig.supxlabel(textwrap.fill(line, width=int(0.85 * fig.get_figwidth() * 72 / (0.55 * 6.5))), fontsize=6.5,
+                  color="0.3")
 
 
 def _place_labels(fig: Figure, ax: Axes, data: FigureData, areas: np.ndarray, rows: list[int], *,
@@ -549,6 +557,7 @@ def plot_map(
     embedding: str = "tsne",
     color: str = FAMILY,
     marker: str | None = None,
+    marker_order: list[str] | None = None,
     labels: list[str] | None = None,
     per_category: int | None = None,
     size_by_params: bool = False,
@@ -563,5 +572,6 @@ def plot_map(
     figure_path(out)  # a wrong file type is refused before the map is read
     data = read_figure_data(path, embedding=embedding, color=color, marker=marker)
     rows = resolve_labels(path, labels, data) if labels else None
-    return draw_map(data, out, label_rows=rows, per_category=per_category, size_by_params=size_by_params,
+    return draw_map(data, out, label_rows=rows, per_category=per_category, marker_order=marker_order,
+                    size_by_params=size_by_params,
                     title=title, caption=caption, trajectories=trajectories, width=width, height=height, dpi=dpi)
