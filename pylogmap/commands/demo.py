@@ -15,8 +15,8 @@ third of the estimate. It then draws the map as a figure and opens the viewer.
 Outputs in DIR: map.h5 (the map file), map.png (the figure, as 'pylogmap plot' draws it),
 texts.jsonl (the text set), report.json (the printed numbers and the claims), models/ (the zoo;
 models-quick/ with --quick).
-A rerun reuses the trained models and the scored rows. About two minutes on two free CPU cores
-(SmolLM2 takes a good part of it); --quick about one. The exit status is 0 when the four claims
+A rerun reuses the trained models and the scored rows. A few minutes on two free CPU cores
+(scoring SmolLM2 is a good part of it); --quick about one. The exit status is 0 when the four claims
 hold, 1 otherwise.
 """
 
