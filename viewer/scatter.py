@@ -20,9 +20,11 @@ import pyqtgraph.exporters as exporters
 from PySide6 import QtCore, QtGui, QtSvg, QtWidgets
 from scipy.spatial import cKDTree
 
+from pylogmap.mapping import OTHER_CATEGORY, category_colors
+
 from .data import FAMILY
-from .palette import N_COLOR_BINS, NUMERIC_COLORMAP, category_colors, default_marker_size, size_levels, value_bins
-from .state import OTHER_CATEGORY, ViewerState
+from .palette import N_COLOR_BINS, NUMERIC_COLORMAP, default_marker_size, size_levels, value_bins
+from .state import ViewerState
 
 HOVER_RADIUS_PX = 6.0
 EMBEDDING_TITLES = {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}

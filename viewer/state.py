@@ -20,12 +20,11 @@ from collections.abc import Callable
 import numpy as np
 
 from pylogmap.errors import PylogmapError
+from pylogmap.mapping import MAX_LEGEND_CATEGORIES, OTHER_CATEGORY, order_by_count
 
 from .data import FAMILY, MapData, Neighbours, PairKL
 
 DEFAULT_K = 10
-MAX_LEGEND_CATEGORIES = 24
-OTHER_CATEGORY = "(other categories)"
 NO_KL = "no log-likelihoods in this file to estimate KL"
 
 
@@ -171,7 +170,7 @@ class ViewerState:
             return cached
         data = self._require_data()
         values = data.categorical[column].astype(str)
-        order = data.family_order() if column == FAMILY else _order_by_count(values)
+        order = data.family_order() if column == FAMILY else order_by_count(values)
         if len(order) > MAX_LEGEND_CATEGORIES:
             keep = order[: MAX_LEGEND_CATEGORIES - 1]
             values = np.where(np.isin(values, keep), values, OTHER_CATEGORY)
@@ -183,7 +182,7 @@ class ViewerState:
         data = self._require_data()
         values = self.categories(column)
         present = set(np.unique(values))
-        base = data.family_order() if column == FAMILY else _order_by_count(values)
+        base = data.family_order() if column == FAMILY else order_by_count(values)
         order = [c for c in base if c in present and c != OTHER_CATEGORY]
         if OTHER_CATEGORY in present:  # the merged rest comes last, once
             order.append(OTHER_CATEGORY)
@@ -322,8 +321,3 @@ class ViewerState:
             raise KeyError("no map is shown")
         return self.data
 
-
-def _order_by_count(values: np.ndarray) -> list[str]:
-    """Categories by decreasing count, ties by name."""
-    names, counts = np.unique(values, return_counts=True)
-    return [str(n) for _, n in sorted(zip(-counts, names))]

@@ -5,7 +5,8 @@ May import: numpy, scipy/scikit-learn/tqdm/matplotlib (lazily), `pylogmap.mappin
 - `resampling`: likelihood-variance resampling of texts, error curves, reduced text sets;
 - `trajectories`: KL along checkpoints and layers, diffusion exponents;
 - `leakage`: texts and sources a model finds anomalously easy relative to its neighbours;
-- `interpolation`: the weight and log-likelihood grids of three interpolated models compared.
+- `interpolation`: the weight and log-likelihood grids of three interpolated models compared;
+- `mapfigure`: the map as a publication figure (matplotlib; `pylogmap plot`).
 
 Each module has plain functions over numpy arrays and a thin function over a map file; the
 `pylogmap predict / resample / trajectory / leakage` commands wrap those. What needs the models
@@ -57,6 +58,12 @@ _LAZY = {
     "grid_weights": "interpolation",
     "weight_plane_coordinates": "interpolation",
     "compare_grids": "interpolation",
+    # the map as a figure (section 4)
+    "plot_map": "mapfigure",
+    "read_figure_data": "mapfigure",
+    "draw_map": "mapfigure",
+    "FigureData": "mapfigure",
+    "MapFigure": "mapfigure",
     # the map data every analysis reads
     "read_map": "_mapdata",
 }

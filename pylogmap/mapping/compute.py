@@ -195,7 +195,6 @@ def compute_map(
     steps = _Steps(progress)
     mf = open_map(path, mode="a")
     try:
-        M, N = mf.n_models, mf.n_texts
         attrs = mf.map_attrs()
         tau_prev = None if new_tau else attrs.get("tau")
         tau_source = "map" if tau_prev is not None else "computed"
