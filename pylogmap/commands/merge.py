@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pylogmap.store import merge_maps
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("parts", metavar="PART", nargs="+", help="map files (.h5) of one text set")
@@ -38,8 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pylogmap.store import merge_maps
-
     result = merge_maps(args.parts, args.output, prefer=args.prefer, overwrite=args.force)
     report = {
         "output": str(result.path), "rows": result.n_rows, "rows_per_part": result.rows_per_part,
