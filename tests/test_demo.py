@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -189,6 +190,20 @@ def test_outputs_exist_and_progress_is_shown(demo):
     assert "nearest is its base or a sibling fine-tune" in proc.stdout
     for claim in "abcd":
         assert f"  ({claim}) holds: " in proc.stdout
+
+
+def test_the_report_writes_every_estimate_by_the_number_rule(demo):
+    """Issue 12: one rule for value ± error everywhere: the error to 2 significant digits and the
+    value to the same decimal place (pylogmap.numbers)."""
+    _, proc, _ = demo
+    pairs = re.findall(r"(-?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?)", proc.stdout)
+    assert len(pairs) >= 10  # the neighbours, checkpoints, seeds and lens lines
+    for value, error in pairs:
+        decimals = len(error.split(".")[1]) if "." in error else 0
+        assert len(value.split(".")[1] if "." in value else "") == decimals, (value, error)
+        digits = error.replace(".", "").lstrip("0")
+        assert len(digits) == 2 or (decimals == 0 and len(digits) >= 2), (value, error)
+    assert "+-" not in proc.stdout.split("What the map shows")[0]
 
 
 def _heavy_after(code: str) -> list[str]:

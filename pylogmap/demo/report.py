@@ -18,6 +18,7 @@ import numpy as np
 from pylogmap.analysis import read_map, trajectories_map
 from pylogmap.demo.claims import checkpoint_claim, finetune_claim, lineage_claim, standard_error_claim
 from pylogmap.demo.zoo import Zoo, ZooModel
+from pylogmap.numbers import format_pm
 from pylogmap.mapping import geometry, kl_between, load_geometry, neighbors_for
 from pylogmap.store import open_map
 
@@ -111,26 +112,26 @@ def _seed_pairs(models: Sequence[ZooModel], names: Sequence[str]) -> list[tuple[
 def format_report(report: dict) -> str:
     """The report as the short text the demo prints."""
     lines = [f"Map: {report['n_models']} rows x {report['n_texts']} texts in {report['map']}", ""]
-    lines.append("Nearest neighbours of the fine-tunes (KL estimate, bits/byte +- SE):")
+    lines.append("Nearest neighbours of the fine-tunes (KL estimate, bits/byte ± SE):")
     for ft in report["finetunes"]:
-        near = ", ".join(f"{n['model']} {n['kl_bits_per_byte']:.3f}+-{n['se_bits_per_byte']:.3f}" for n in ft["neighbors"])
+        near = ", ".join(f"{n['model']} {format_pm(n['kl_bits_per_byte'], n['se_bits_per_byte'])}" for n in ft["neighbors"])
         verdict = "its base or a sibling fine-tune" if ft["nearest_is_base_or_sibling"] else "NOT its base or a sibling"
         lines.append(f"  {ft['model']} (fine-tune of {ft['base']}): {near}  -> nearest is {verdict}")
     traj = report.get("trajectory")
     if traj:
-        lines += ["", f"KL between consecutive checkpoints of {traj['name']} (bits/byte +- SE):"]
+        lines += ["", f"KL between consecutive checkpoints of {traj['name']} (bits/byte ± SE):"]
         for (a, b), kl, se in zip(zip(traj["positions"], traj["positions"][1:]), traj["kl_bits_per_byte"],
                                   traj["se_bits_per_byte"]):
-            lines.append(f"  step {a:>4} -> {b:<4} {kl:8.4f} +- {se:.4f}")
+            lines.append(f"  step {a:>4} -> {b:<4} {format_pm(kl, se):>18}")
         lines.append("  -> " + ("shrinks as training goes on" if traj["shrinks"] else "does NOT shrink"))
     if report.get("seeds"):
-        lines += ["", "KL between two seeds of the same architecture (bits/byte +- SE):"]
+        lines += ["", "KL between two seeds of the same architecture (bits/byte ± SE):"]
         for s in report["seeds"]:
-            lines.append(f"  {s['a']} vs {s['b']}: {s['kl_bits_per_byte']:.3f} +- {s['se_bits_per_byte']:.3f}")
+            lines.append(f"  {s['a']} vs {s['b']}: {format_pm(s['kl_bits_per_byte'], s['se_bits_per_byte'])}")
     layers = report.get("layers")
     if layers:
-        lines += ["", f"Logit lens of {layers['name']}: KL between adjacent layers (bits/byte +- SE):"]
-        lines.append("  " + ", ".join(f"{a}->{b} {kl:.3f}+-{se:.3f}" for (a, b), kl, se in
+        lines += ["", f"Logit lens of {layers['name']}: KL between adjacent layers (bits/byte ± SE):"]
+        lines.append("  " + ", ".join(f"{a}->{b} {format_pm(kl, se)}" for (a, b), kl, se in
                                        zip(zip(layers["positions"], layers["positions"][1:]),
                                            layers["kl_bits_per_byte"], layers["se_bits_per_byte"])))
     claims = report.get("claims")
