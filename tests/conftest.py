@@ -11,6 +11,11 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Settings the viewer remembers (window geometry) go to a folder of the test run, never the user's.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="pylogmap-tests-config-")
+# The Pythons the tests start (`python -m pylogmap`, `python -c ...`) must import the installed
+# pylogmap, as a user's would. Without this, Python puts the current folder (here: the clone) first
+# on sys.path, and its source folder `pylogmap/` (no compiled kernels, no `pylogmap.viewer`: the
+# viewer is mapped in only by the install) shadows the package that `pip install .` installed.
+os.environ["PYTHONSAFEPATH"] = "1"
 
 
 def _gpu_unavailable_reason() -> str | None:
