@@ -73,6 +73,13 @@ def ray_env():
             _reload_ray_auth_settings()
 
 
+@pytest.fixture(autouse=True)
+def _run_outside_the_clone(tmp_path, monkeypatch):
+    """Drivers start in a folder without a pylogmap source folder: Ray puts the driver's folder
+    first on the workers' import path (ray_executor.check_no_source_folder_here)."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def cluster(ray_env):
     """A head (1 CPU) and a second node (1 CPU) on 127.0.0.1, stopped at the end whatever happens."""

@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import _score_helpers as H  # noqa: E402
+import pylogmap  # noqa: E402
 from pylogmap import scoring  # noqa: E402
 from pylogmap.scoring import models, tokenize  # noqa: E402
 from pylogmap.errors import MapFileError, PylogmapError  # noqa: E402
@@ -419,9 +420,11 @@ def test_failed_lens_job_is_recorded_under_layer_0(tmp_path, textset):
     assert list(table["layer"]) == [0] and list(table["status"]) == ["failed"]
 
 
-def test_ray_executor(tmp_path, textset):
+def test_ray_executor(tmp_path, textset, monkeypatch):
     pytest.importorskip("ray")
     import _ray_cluster as RC
+
+    monkeypatch.chdir(tmp_path)  # not the clone: Ray's workers import from the driver's folder
 
     out = tmp_path / "ray.h5"
     names = [H.model_dir("gpt2"), H.model_dir("neox")]
@@ -431,6 +434,18 @@ def test_ray_executor(tmp_path, textset):
     local = tmp_path / "local.h5"
     scoring.score_models(textset, names, local, progress=False)
     np.testing.assert_allclose(read(out)[0], read(local)[0], rtol=1e-6)
+
+
+def test_ray_refuses_to_start_where_workers_would_import_a_source_folder(tmp_path, monkeypatch):
+    from pylogmap.scoring.ray_executor import check_no_source_folder_here
+
+    (tmp_path / "pylogmap").mkdir()
+    (tmp_path / "pylogmap" / "__init__.py").write_text("")
+    with pytest.raises(PylogmapError, match=r"pylogmap source folder .* start the Ray run from another folder"):
+        check_no_source_folder_here(tmp_path)
+    check_no_source_folder_here(tmp_path / "pylogmap")  # no such folder there: fine
+    installed = Path(pylogmap.__file__).resolve().parent.parent
+    check_no_source_folder_here(installed)  # the installed package itself (an editable install's clone)
 
 
 def test_ray_missing_is_a_clear_error(monkeypatch):

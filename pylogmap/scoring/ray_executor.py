@@ -26,10 +26,12 @@ from __future__ import annotations
 import math
 import os
 import socket
+from pathlib import Path
 from typing import Iterator, Sequence
 
 from tqdm.auto import tqdm
 
+import pylogmap
 from pylogmap.errors import PylogmapError
 from pylogmap.scoring.jobs import JobResult, ScoreJob
 from pylogmap.scoring.ray_worker import score_on_node
@@ -83,6 +85,7 @@ class RayExecutor:
         ray = self.ray
         if ray.is_initialized():
             return
+        check_no_source_folder_here()
         address = self.address or os.environ.get("RAY_ADDRESS") or "local"
         if address not in ("local", "auto") and "://" not in address:
             check_reachable(address)
@@ -177,3 +180,19 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
 def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def check_no_source_folder_here(cwd: Path | None = None) -> None:
+    """Refuse to start Ray where its workers would import another pylogmap than this one.
+
+    Ray puts the folder the run starts in first on every worker's import path (so that a script's
+    own modules are found on the nodes). Started from a clone of pylogmap after a plain
+    `pip install .`, the workers would import the clone's source folder (no compiled kernels, so
+    the slower torch path, and possibly other code) instead of the installed package.
+    """
+    here = (cwd or Path.cwd()) / "pylogmap" / "__init__.py"
+    if here.is_file() and here.resolve() != Path(pylogmap.__file__).resolve():
+        raise PylogmapError(
+            f"this folder holds a pylogmap source folder ({here.parent}) that is not the installed pylogmap, "
+            "and Ray workers would import it instead; start the Ray run from another folder."
+        )
