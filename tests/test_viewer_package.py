@@ -57,7 +57,9 @@ def _probe(cwd: Path, *args: str, env: dict | None = None) -> dict:
 
 @pytest.mark.parametrize("where", ["checkout", "elsewhere"])
 def test_the_installed_package_has_the_viewer(where, tmp_path):
-    """From the repository root (on sys.path, as `python -m` puts it) and from elsewhere."""
+    """Started in the repository root and elsewhere. The tests' Pythons run with PYTHONSAFEPATH
+    (conftest), as a console script such as `pylogmap` does: the folder they start in is not put
+    on sys.path, where the clone's source folder would shadow the installed package."""
     got = _probe(REPO if where == "checkout" else tmp_path)
     folder = Path(got["file"]).parent
     assert folder == REPO / "viewer" or folder.parts[-2:] == ("pylogmap", "viewer"), got["file"]
