@@ -33,13 +33,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pylogmap.files.durable import fsync_dir, fsync_file  # noqa: E402
 from pylogmap.store import MapFile, RowKey, RowLookup, ScoreWriter, open_map  # noqa: E402
 from pylogmap.store.attrs import write_attrs  # noqa: E402
-from pylogmap.store.durable import fsync_dir, fsync_file  # noqa: E402
 from pylogmap.store.entries import model_columns, rows_entry  # noqa: E402
 from pylogmap.store.schema import LIBVER, FileState, apply  # noqa: E402
-from pylogmap.texts import TextSet  # noqa: E402
 from pylogmap.testing import synthetic_population, write_synthetic_map  # noqa: E402
+from pylogmap.texts import TextSet  # noqa: E402
 
 
 def timed(fn, repeat=3):

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pylogmap.errors import PylogmapError, os_error_message
+from pylogmap.files.durable import fsync_file
 
 
 def check_target(target: str | os.PathLike, *, force: bool = True, flag: str = "--force") -> Path:
@@ -62,14 +63,6 @@ def _create(tmp: Path, target: Path) -> None:
         raise PylogmapError(os_error_message(err, target)) from None
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextmanager
 def atomic_write(*targets: str | os.PathLike, force: bool = True, flag: str = "--force") -> Iterator[list[Path]]:
     """Temporary paths for `targets` (a list, in the same order); when the block ends without an
@@ -89,7 +82,7 @@ def atomic_write(*targets: str | os.PathLike, force: bool = True, flag: str = "-
         try:
             yield list(temps)
             for tmp in temps:
-                _fsync(tmp)
+                fsync_file(tmp)
             for tmp, path in zip(temps, paths):
                 os.replace(tmp, path)
         except OSError as err:

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from pylogmap.errors import MapFileError
-from pylogmap.store.durable import fsync_dir
+from pylogmap.files.durable import fsync_dir
 from pylogmap.store.legacy import clear_tmp
 from pylogmap.store.lock import WriterLock
 from pylogmap.store.markers import may_clear_for_new_map, remove

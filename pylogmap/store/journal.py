@@ -29,9 +29,9 @@ import h5py
 import numpy as np
 
 from pylogmap.errors import MapFileError
+from pylogmap.files.durable import fsync_dir
 from pylogmap.store import redo
 from pylogmap.store.attrs import read_attr, write_attrs
-from pylogmap.store.durable import fsync_dir
 from pylogmap.store.legacy import is_format_1, upgrade
 from pylogmap.store.lock import WriterLock, running_writer
 from pylogmap.store.markers import MARKER, adopt, belongs_to, make_folder, read_marker, split, write_marker

@@ -16,8 +16,8 @@ from pathlib import Path
 import h5py
 
 from pylogmap.errors import MapFileError
+from pylogmap.files.durable import fsync_dir
 from pylogmap.store.attrs import read_attr, write_attrs
-from pylogmap.store.durable import fsync_dir
 from pylogmap.store.record import CommitRecord, is_ours, new_map_id
 from pylogmap.store.schema import FORMAT_VERSION, building
 from pylogmap.store.shadow import read_only

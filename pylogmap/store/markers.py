@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from pylogmap.errors import MapFileError
-from pylogmap.store.durable import fsync_dir
+from pylogmap.files.durable import fsync_dir
 
 MARKER = "pylogmap-folder.json"
 #: The names pylogmap gives to the files of each kind of side folder.

@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pylogmap.store.durable import fsync_dir
+from pylogmap.files.durable import fsync_dir
 from pylogmap.store.positional import read_at, write_at
 from pylogmap.store.record import APPLYING, CLEAN, BadRecord, CommitRecord, parse, read_fd, write_fd
 

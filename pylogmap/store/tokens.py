@@ -21,8 +21,8 @@ import h5py
 import numpy as np
 
 from pylogmap.errors import MapFileError
+from pylogmap.files.durable import fsync_dir, fsync_file
 from pylogmap.store.attrs import read_attrs, write_attrs
-from pylogmap.store.durable import fsync_dir, fsync_file
 from pylogmap.store.keys import RowKey, as_key
 from pylogmap.store.markers import make_folder
 from pylogmap.store.schema import LIBVER
