@@ -23,9 +23,10 @@ is then extrapolated (marked "extrap."): the GEMM-bound steps scale with N (the 
 the exact ranking by N, measured separately), baselines that cannot run are timed on a slice of
 2,048 query rows and scaled by K / 2,048.
 
-Memory = the larger of the peak resident set size above the resident size before the step (Linux
-VmHWM, reset with /proc/self/clear_refs; includes FAISS's and BLAS's allocations) and
-tracemalloc's peak. Time = wall clock (best of ``--rounds``), and CPU seconds of the process (all
+Memory = the peak resident set size above the resident size before the step (Linux VmHWM, reset
+with /proc/self/clear_refs; includes FAISS's and BLAS's allocations); elsewhere tracemalloc's peak.
+tracemalloc is never on during a timed step on Linux: it records every allocation, numpy's
+included, and made the FFT t-SNE (many small arrays per iteration) four times slower. Time = wall clock (best of ``--rounds``), and CPU seconds of the process (all
 threads): on a machine shared with other jobs the wall time grows with the load, the CPU time
 less so. The load average is printed with the table.
 
@@ -84,7 +85,6 @@ class Measure:
     def __enter__(self):
         gc.collect()
         _trim()
-        tracemalloc.start()
         self.linux = os.path.exists("/proc/self/clear_refs")
         if self.linux:
             try:
@@ -92,6 +92,8 @@ class Measure:
                     f.write("5")
             except OSError:
                 self.linux = False
+        if not self.linux:
+            tracemalloc.start()
         self.rss0 = _status().get("VmRSS", 0) if self.linux else 0
         self.c0 = time.process_time()
         self.t0 = time.perf_counter()
@@ -100,10 +102,11 @@ class Measure:
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.t0
         self.cpu = time.process_time() - self.c0
-        traced = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        rss = (_status().get("VmHWM", 0) - self.rss0) if self.linux else 0
-        self.peak = max(rss, traced)
+        if self.linux:
+            self.peak = _status().get("VmHWM", 0) - self.rss0
+        else:
+            self.peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
 
 
 def best_of(rounds: int, fn):
@@ -218,13 +221,19 @@ def same_sets(a: np.ndarray, b: np.ndarray) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def bench_knn(Q, k, table: Table, rounds: int, extrap_scale: float = 1.0, full_baselines: bool = True):
+def bench_knn(Q, k, table: Table, rounds: int, extrap_scale: float = 1.0, full_baselines: bool = True,
+              gflops: float = 0.0):
     K, N = Q.shape
     Nt = int(round(N * extrap_scale))
     m, (idx, _) = best_of(rounds, lambda: neighbors.nearest_neighbors(Q, k, gpu=False))
     ours = m.seconds * extrap_scale
     table.add(f"k-NN k={k}", "ours: float32 GEMM + proven margin, float64 answer", K, Nt, ours, m.cpu * extrap_scale,
               m.peak, extrap_scale != 1.0, 1.0)
+    if gflops:
+        # Any exact search that forms the Gram matrix does at least its upper half: K^2 N flops.
+        floor = K * K * Nt / (gflops * 1e9)
+        table.add(f"k-NN k={k}", "floor: the half Gram matrix at this run's float32 GEMM rate", K, Nt, floor,
+                  float("nan"), float("nan"), True, floor / ours, f"K^2 N flops at {gflops:.0f} GFLOP/s")
     if extrap_scale != 1.0:
         table.add(f"k-NN k={k}", "ours, as run", K, N, m.seconds, m.cpu, m.peak, False, None)
     baselines = (("numpy brute force float64 (full matrix)", knn_published), ("FAISS IndexFlatL2 (float32, no re-rank)",
@@ -418,7 +427,8 @@ def main(argv=None) -> int:
         print(f"# K={K} N={N}: synthetic Q ({Q.nbytes / 2**30:.2f} GiB) in {time.perf_counter() - t0:.1f} s",
               file=sys.stderr)
         scale = args.texts / N
-        bench_knn(Q, args.k, table, 1 if reduced else args.rounds, extrap_scale=scale, full_baselines=not reduced)
+        bench_knn(Q, args.k, table, 1 if reduced else args.rounds, extrap_scale=scale, full_baselines=not reduced,
+                  gflops=gflops)
         bench_pairwise(Q, table, full=not reduced, extrap_scale=scale)
         del Q
         gc.collect()

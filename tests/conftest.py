@@ -1,4 +1,6 @@
-"""Shared pytest set-up: Qt runs offscreen, and GPU tests skip cleanly where there is no GPU."""
+"""Shared pytest set-up: Qt runs offscreen, GPU tests skip cleanly where there is no GPU, and the
+slow tests (marked ``slow``) run only when asked: ``pytest --run-slow`` (CI runs them after the
+default suite, see .ci/run), so that the default ``pytest`` stays a few minutes on 2 cores."""
 
 from __future__ import annotations
 
@@ -33,7 +35,23 @@ def _gpu_unavailable_reason() -> str | None:
     return None
 
 
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (minutes: the two-node Ray cluster, the real "
+                          "SmolLM2 model, the fallback-corpus demo, kill-and-resume runs); CI runs them")
+
+
+def _wants_slow(config) -> bool:
+    return (config.getoption("--run-slow") or os.environ.get("PYLOGMAP_TEST_SLOW") == "1"
+            or "slow" in (config.getoption("markexpr") or "").replace("not slow", ""))
+
+
 def pytest_collection_modifyitems(config, items):
+    if not _wants_slow(config):
+        skip_slow = pytest.mark.skip(reason="slow: run with --run-slow (CI does)")
+        for item in items:
+            if item.get_closest_marker("slow") is not None:
+                item.add_marker(skip_slow)
     # the marker itself, not `"gpu" in item.keywords`: keywords also hold the names of the folders
     # above the test (a checkout in a folder named gpu would skip every test)
     gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]

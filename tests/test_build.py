@@ -119,14 +119,12 @@ def _configure(tmp_path: Path, mode: str, *, hide_nvcc: bool):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
-@pytest.mark.slow
 def test_switch_on_without_nvcc_is_an_error(tmp_path):
     res = _configure(tmp_path, "ON", hide_nvcc=True)
     assert res.returncode != 0
     assert "PYLOGMAP_CUDA=ON but CMake found no CUDA compiler" in res.stdout + res.stderr
 
 
-@pytest.mark.slow
 def test_switch_auto_without_nvcc_builds_cpu_only(tmp_path):
     """AUTO (the default) without nvcc configures a CPU-only package instead of failing.
     (AUTO with nvcc is checked on the installed package by the test above; OFF needs no test

@@ -88,6 +88,7 @@ def test_the_cache_is_the_one_huggingface_hub_writes(hub, hf_home):
     assert len(tiny.revisions) == len(HH.CHECKPOINTS)  # main is step400: one snapshot, two refs
 
 
+@pytest.mark.slow  # scores five revisions twice: about 30 s
 def test_revisions_offline_are_rows_by_revision_equal_to_the_folders(hub, hf_home, texts_file, tmp_path):
     """`pylogmap score --models org/tiny --revisions step100:step400:100` with HF_HUB_OFFLINE=1 and
     HF_HOME on the cache: one row per revision, its step and commit recorded, the numbers bit for

@@ -259,6 +259,7 @@ def test_node_token_cache_tokenizes_once_per_tokenizer_for_all_tasks_of_a_node(t
 
 # --------------------------------------------------------------------------- on the two-node cluster
 
+@pytest.mark.slow  # a two-node cluster on loopback: 15-35 s each
 def test_two_nodes_score_the_same_map_as_a_local_run_and_only_the_driver_writes(connected, tmp_path):
     cluster = connected
     listeners = cluster.listeners()
@@ -290,6 +291,7 @@ def test_two_nodes_score_the_same_map_as_a_local_run_and_only_the_driver_writes(
     assert max(tokenized.values()) <= 1, [row["meta"]["ray"] for row in rows.values()]
 
 
+@pytest.mark.slow  # a two-node cluster on loopback: 15-35 s each
 def test_a_killed_worker_is_retried_and_a_crashing_model_fails_after_its_retries(connected, tmp_path):
     cluster = connected
     hang = RC.fault_model(H.model_dir("neox"), tmp_path / "neox-hang", "hang")
@@ -329,6 +331,7 @@ def test_a_killed_worker_is_retried_and_a_crashing_model_fails_after_its_retries
     assert_same_rows(out, local_run(tmp_path, specs[:2]), keys=good)
 
 
+@pytest.mark.slow  # a two-node cluster on loopback: 15-35 s each
 def test_a_killed_driver_keeps_its_finished_rows_and_a_rerun_resumes(cluster, tmp_path, texts_file):
     hang = RC.fault_model(H.model_dir("phi"), tmp_path / "phi-hang", "hang", wait_s=60)
     # the hanging model last: results are recorded in the order of the list, so the two before it
@@ -367,6 +370,7 @@ def test_a_killed_driver_keeps_its_finished_rows_and_a_rerun_resumes(cluster, tm
     assert writers == {first.pid, second.pid}  # the two drivers wrote the map; no worker did
 
 
+@pytest.mark.slow  # a two-node cluster on loopback: 15-35 s each
 def test_a_lost_node_costs_only_its_in_flight_models(connected, tmp_path):
     cluster = connected
     node = cluster.add_node()

@@ -168,6 +168,7 @@ def _wait_for_models(path, n, proc, timeout=180):
     return False
 
 
+@pytest.mark.slow  # kills real runs at several points: about 30 s
 def test_kill_9_then_resume_gives_the_uninterrupted_result(tmp_path, texts_file):
     archs = ["gpt2", "neox", "llama"]
     models = [H.model_dir(a) for a in archs]

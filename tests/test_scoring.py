@@ -420,22 +420,6 @@ def test_failed_lens_job_is_recorded_under_layer_0(tmp_path, textset):
     assert list(table["layer"]) == [0] and list(table["status"]) == ["failed"]
 
 
-def test_ray_executor(tmp_path, textset, monkeypatch):
-    pytest.importorskip("ray")
-    import _ray_cluster as RC
-
-    monkeypatch.chdir(tmp_path)  # not the clone: Ray's workers import from the driver's folder
-
-    out = tmp_path / "ray.h5"
-    names = [H.model_dir("gpt2"), H.model_dir("neox")]
-    with RC.local_instance(num_cpus=2) as init_kwargs:  # on loopback, stopped at the end
-        scoring.score_models(textset, names, out, progress=False,
-                             executor=scoring.RayExecutor(num_gpus=0, **init_kwargs))
-    local = tmp_path / "local.h5"
-    scoring.score_models(textset, names, local, progress=False)
-    np.testing.assert_allclose(read(out)[0], read(local)[0], rtol=1e-6)
-
-
 def test_ray_refuses_to_start_where_workers_would_import_a_source_folder(tmp_path, monkeypatch):
     from pylogmap.scoring.ray_executor import check_no_source_folder_here
 
