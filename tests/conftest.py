@@ -42,8 +42,9 @@ def pytest_addoption(parser):
 
 
 def _wants_slow(config) -> bool:
-    return (config.getoption("--run-slow") or os.environ.get("PYLOGMAP_TEST_SLOW") == "1"
-            or "slow" in (config.getoption("markexpr") or "").replace("not slow", ""))
+    """``--run-slow``, or a ``-m`` expression that selects the slow tests (``-m slow``)."""
+    markexpr = config.getoption("markexpr") or ""
+    return config.getoption("--run-slow") or ("slow" in markexpr and "not slow" not in markexpr)
 
 
 def pytest_collection_modifyitems(config, items):
