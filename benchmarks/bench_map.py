@@ -365,9 +365,25 @@ def bench_map_command(K, N, k, table: Table, rounds: int, with_reference: bool):
                       mr.cpu, mr.peak, False, mr.seconds / m.seconds, f"neighbour sets equal: {same_sets(got, ref[0]):.2%}")
 
 
+def _watch_peak(proc: subprocess.Popen, every: float = 0.5) -> int:
+    """The child's own peak resident memory: its VmHWM, read every ``every`` seconds while it runs
+    (getrusage's figure for children counts the parent's pages copied at the fork, gigabytes here)."""
+    status = Path(f"/proc/{proc.pid}/status")
+    peak = 0
+    while proc.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+        except (OSError, ValueError):
+            pass
+        time.sleep(every)
+    return peak
+
+
 def bench_map_file(K, N, table: Table, extra_args: list[str]):
-    """The real thing: `pylogmap map` on a K x N synthetic file in a child process (peak RSS of
-    the child = its own resident memory; an out-of-core Q's file pages are not in it)."""
+    """The real thing: `pylogmap map` on a K x N synthetic file in a child process (peak memory =
+    the child's own VmHWM, sampled while it runs; an out-of-core Q's file pages are not in it)."""
     from pylogmap.testing import write_synthetic_map
 
     workdir = Path(os.environ.get("BENCH_DIR", tempfile.gettempdir())) / f"bench-map-{K}x{N}"
@@ -380,14 +396,18 @@ def bench_map_file(K, N, table: Table, extra_args: list[str]):
         os.replace(path.with_suffix(".tmp.h5"), path)
         print(f"# wrote {path} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     cmd = [sys.executable, "-m", "pylogmap", "map", str(path), "--force", "--json", *extra_args]
+    gc.collect()
+    _trim()
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TMPDIR": str(workdir)})
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(workdir)})
+    peak = _watch_peak(proc)
+    stdout, stderr = proc.communicate()
     wall = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise SystemExit(f"pylogmap map failed:\n{proc.stderr}")
-    out = json.loads(proc.stdout)
-    peak = usage.ru_maxrss * 1024
+        raise SystemExit(f"pylogmap map failed:\n{stderr}")
+    out = json.loads(stdout)
     steps = out["timings_s"]
     table.add("pylogmap map (whole command)", f"ours{' ' + ' '.join(extra_args) if extra_args else ''}", K, N, wall,
               usage.ru_utime + usage.ru_stime, peak, False, None,
