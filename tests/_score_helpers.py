@@ -10,6 +10,7 @@
   bias (Phi), soft-cap (Gemma 2), logit scale (Cohere multiplies, Granite divides).
 - `hf_loglik(model, ids)`: the independent reference: Hugging Face's own loss on one text in a
   float64 copy of the model, times the number of scored tokens, negated.
+- `finished_rows(path)`: rows a running scorer has finished so far (for the kill-and-resume tests).
 """
 
 from __future__ import annotations
@@ -196,3 +197,20 @@ def cli_command(args: list[str]) -> list[str]:
         "sys.exit(main(sys.argv[1:]))" % str(root)
     )
     return [sys.executable, "-c", code, *args]
+
+
+def finished_rows(path: Path) -> int:
+    """Rows finished so far by a running writer: committed plus complete journal entries."""
+    from pylogmap.errors import MapFileError
+    from pylogmap.store import MapFile
+
+    journal = path.with_name(path.name + ".journal")
+    pending = len(list(journal.glob("*.npz"))) if journal.is_dir() else 0
+    committed = 0
+    if path.exists():
+        try:
+            with MapFile(path, recover=False) as mf:  # a plain read: never touches the journal
+                committed = mf.n_models
+        except (MapFileError, OSError):
+            pass
+    return committed + pending

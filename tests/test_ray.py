@@ -32,9 +32,8 @@ import _ray_cluster as RC  # noqa: E402
 import _score_helpers as H  # noqa: E402
 from pylogmap import scoring  # noqa: E402
 from pylogmap.cli import main  # noqa: E402
-from pylogmap.errors import MapFileError  # noqa: E402
 from pylogmap.scoring.ray_worker import NodeTokenCache  # noqa: E402
-from pylogmap.store import MapFile, open_map  # noqa: E402
+from pylogmap.store import open_map  # noqa: E402
 from pylogmap.texts import TextSet  # noqa: E402
 
 TEXTS = TextSet.from_texts(list(H.shakespeare_texts(10)))
@@ -167,21 +166,8 @@ def wait_for(condition, what: str, timeout: float = WAIT_S) -> None:
         time.sleep(0.05)
 
 
-def finished_rows(path) -> int:
-    """Rows finished so far by a running writer: committed plus complete journal entries."""
-    journal = path.with_name(path.name + ".journal")
-    pending = len(list(journal.glob("*.npz"))) if journal.is_dir() else 0
-    committed = 0
-    if path.exists():
-        try:
-            with MapFile(path, recover=False) as mf:  # a plain read: never touches the journal
-                committed = mf.n_models
-        except (MapFileError, OSError):
-            pass
-    return committed + pending
-
-
 # --------------------------------------------------------------------------- without a cluster
+
 
 def test_without_an_address_a_local_ray_instance_is_started(tmp_path):
     names = [H.model_dir("gpt2"), H.model_dir("neox")]
@@ -345,7 +331,7 @@ def test_a_killed_driver_keeps_its_finished_rows_and_a_rerun_resumes(cluster, tm
     first = subprocess.Popen(RC.driver_command([*args, "--ray-address", cluster.address]), env=cluster.env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: first.poll() is not None or (RC.attempts(hang) and finished_rows(out) >= 2),
+        wait_for(lambda: first.poll() is not None or (RC.attempts(hang) and H.finished_rows(out) >= 2),
                  "two models to finish while the third hangs")
     finally:
         first.send_signal(signal.SIGKILL)

@@ -142,27 +142,10 @@ def _crash_env():
     return env
 
 
-def _finished_models(path):
-    """Models finished so far: committed rows plus complete journal entries (not yet committed)."""
-    from pylogmap.errors import MapFileError
-    from pylogmap.store import MapFile
-
-    journal = path.with_name(path.name + ".journal")
-    pending = len(list(journal.glob("*.npz"))) if journal.is_dir() else 0
-    committed = 0
-    if path.exists():
-        try:
-            with MapFile(path, recover=False) as mf:  # a plain read: never touches the journal
-                committed = mf.n_models
-        except MapFileError:
-            pass
-    return committed + pending
-
-
 def _wait_for_models(path, n, proc, timeout=180):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        if _finished_models(path) >= n:
+        if H.finished_rows(path) >= n:
             return True
         time.sleep(0.02)
     return False
