@@ -26,9 +26,9 @@ the exact ranking by N, measured separately), baselines that cannot run are time
 Memory = the peak resident set size above the resident size before the step (Linux VmHWM, reset
 with /proc/self/clear_refs; includes FAISS's and BLAS's allocations); elsewhere tracemalloc's peak.
 tracemalloc is never on during a timed step on Linux: it records every allocation, numpy's
-included, and made the FFT t-SNE (many small arrays per iteration) four times slower. Time = wall clock (best of ``--rounds``), and CPU seconds of the process (all
-threads): on a machine shared with other jobs the wall time grows with the load, the CPU time
-less so. The load average is printed with the table.
+included, and made the FFT t-SNE (many small arrays per iteration) four times slower.
+Time = wall clock (best of ``--rounds``), and CPU seconds of the process (all threads): on a
+machine shared with other jobs the wall time grows with the load, the CPU time less so. The load average is printed with the table.
 
 Examples:
   python benchmarks/bench_map.py                                   # 1k, 10k, 100k (reduced N)
@@ -69,9 +69,10 @@ def _trim() -> None:
         pass
 
 
-def _status() -> dict[str, int]:
+def _status(pid: int | str = "self") -> dict[str, int]:
+    """VmHWM and VmRSS (bytes) of a process, this one by default."""
     out = {}
-    with open("/proc/self/status") as f:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(("VmHWM", "VmRSS")):
                 key, value = line.split(":")
@@ -368,13 +369,10 @@ def bench_map_command(K, N, k, table: Table, rounds: int, with_reference: bool):
 def _watch_peak(proc: subprocess.Popen, every: float = 0.5) -> int:
     """The child's own peak resident memory: its VmHWM, read every ``every`` seconds while it runs
     (getrusage's figure for children counts the parent's pages copied at the fork, gigabytes here)."""
-    status = Path(f"/proc/{proc.pid}/status")
     peak = 0
     while proc.poll() is None:
         try:
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]) * 1024)
+            peak = max(peak, _status(proc.pid).get("VmHWM", 0))
         except (OSError, ValueError):
             pass
         time.sleep(every)
