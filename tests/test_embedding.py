@@ -118,6 +118,9 @@ def test_fft_tsne_from_the_map_neighbours_is_reproducible_and_separates_families
     b, _ = embedding.tsne_fft(res.wide_idx, res.wide_sqdist, init, perplexity=perp, max_iter=300)
     assert a.dtype == np.float32 and a.shape == (Q.shape[0], 2)
     assert np.array_equal(a, b)  # same inputs and seed -> identical coordinates
+    one, _ = embedding.tsne_fft(res.wide_idx, res.wide_sqdist, init, perplexity=perp, max_iter=300, n_jobs=1)
+    two, p2 = embedding.tsne_fft(res.wide_idx, res.wide_sqdist, init, perplexity=perp, max_iter=300, n_jobs=2)
+    assert np.array_equal(one, two) and p2["n_jobs"] == 2  # the thread count does not change the map
     assert params["method"] == "fft" and params["neighbors"] == 90 and params["metric"] == "sqeuclidean"
     cent = np.stack([a[fam == f].mean(axis=0) for f in range(3)])
     assert np.array_equal(np.argmin(((a[:, None, :] - cent[None]) ** 2).sum(-1), axis=1), fam)
@@ -137,8 +140,9 @@ def test_fft_tsne_keeps_neighbours_at_least_as_well_as_sklearn():
         _, near = cKDTree(coords).query(coords, k=11)
         return np.mean([len(set(a) & set(b[1:])) / 10 for a, b in zip(exact.tolist(), near.tolist())])
 
-    fft, _ = embedding.tsne_fft(res.wide_idx, res.wide_sqdist, init, perplexity=perp, max_iter=400)
-    ref = embedding.tsne(Q, max_iter=400)
+    fft, params = embedding.tsne_fft(res.wide_idx, res.wide_sqdist, init, perplexity=perp)  # the defaults
+    assert params["max_iter"] == embedding.fft_default_iterations(300) == 650
+    ref = embedding.tsne(Q)
     assert kept(fft) >= kept(ref) - 0.02
 
 

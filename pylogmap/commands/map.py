@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "map's neighbour lists, or auto (default: scikit-learn below 2,000 models, FFT from there "
                         "and for out-of-core maps)")
     parser.add_argument("--tsne-iter", type=int, default=None,
-                        help="t-SNE iterations (default 1000 for scikit-learn, 750 for the FFT t-SNE)")
+                        help="t-SNE iterations (default 1000 for scikit-learn; for the FFT t-SNE 650, and 1000 from "
+                        "20,000 models)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     parser.add_argument("--new-tau", action="store_true",
                         help="recompute the clipping threshold from the current rows instead of reusing the stored one")

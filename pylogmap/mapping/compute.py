@@ -182,7 +182,8 @@ def compute_map(
     """Compute (or confirm up to date) the map of a file; see the module docstring.
 
     ``tsne``: "auto", "sklearn" or "fft" (embedding.tsne_method); ``tsne_iter``: iterations
-    (default 1000 for scikit-learn, the published setting, and 750 for the FFT t-SNE, openTSNE's);
+    (default 1000 for scikit-learn, the published setting; for the FFT t-SNE 650 below 20,000
+    models and 1000 from there, tsne_fft.default_iterations);
     ``memory_budget``: the largest Q (bytes) kept in memory; ``workdir``: where an out-of-core Q
     goes (default: the system's temporary folder).
     """
@@ -306,11 +307,10 @@ def _compute(mf, source: MapRows, steps: _Steps, *, embeddings, k, index, gpu, f
     for name in embeddings:
         if name == "tsne":
             if method == "fft":
-                iters = int(tsne_iter) if tsne_iter else 750
+                iters = int(tsne_iter) if tsne_iter else embedding.fft_default_iterations(rows.size)
                 coords, params = steps.run(
                     "t-SNE (openTSNE FFT)", embedding.tsne_fft, search.wide_idx, search.wide_sqdist, pca_coords,
                     perplexity=embedding.effective_perplexity(rows.size, perplexity), seed=seed, max_iter=iters,
-                    n_jobs=1,
                 )
                 params["perplexity_requested"] = float(perplexity)
             else:
