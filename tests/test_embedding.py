@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pylogmap.mapping import embedding, geometry
+from pylogmap.mapping import embedding, geometry, tsne_fft
 from pylogmap.errors import PylogmapError
 
 
@@ -141,7 +141,7 @@ def test_fft_tsne_keeps_neighbours_at_least_as_well_as_sklearn():
         return np.mean([len(set(a) & set(b[1:])) / 10 for a, b in zip(exact.tolist(), near.tolist())])
 
     fft, params = embedding.tsne_fft(res.wide_idx, res.wide_sqdist, init, perplexity=perp)  # the defaults
-    assert params["max_iter"] == embedding.fft_default_iterations(300) == 650
+    assert params["max_iter"] == tsne_fft.default_iterations(300) == 650
     ref = embedding.tsne(Q)
     assert kept(fft) >= kept(ref) - 0.02
 

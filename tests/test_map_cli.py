@@ -426,15 +426,19 @@ def test_load_geometry_and_mapping_helpers(small_map):
     assert geometry.CLIP_QUANTILE == 0.02
 
 
-def test_out_of_core_map_equals_the_in_memory_one(small_map, tmp_path, capsys):
+def test_out_of_core_map_equals_the_in_memory_one(small_map, tmp_path, capsys, monkeypatch):
     """--memory below Q's size: Q in a temporary file, four passes over the scores; every result
-    under /map is the same as in memory (the FFT t-SNE asked for both, as large maps get it)."""
+    under /map is the same as in memory (the FFT t-SNE asked for both, as large maps get it, with
+    its default iterations: tsne_fft.default_iterations, here made short)."""
+    from pylogmap.mapping import tsne_fft
+
+    monkeypatch.setattr(tsne_fft, "SMALL_ITER", 260)
     path, _ = small_map
     other = tmp_path / "copy.h5"
     shutil.copy(path, other)
-    assert main(["map", str(path), "-k", "5", "--json", "--tsne", "fft", "--tsne-iter", "260"]) == 0
+    assert main(["map", str(path), "-k", "5", "--json", "--tsne", "fft"]) == 0  # the default iterations
     mem = _json(capsys)
-    assert main(["map", str(other), "-k", "5", "--json", "--tsne", "fft", "--tsne-iter", "260", "--memory", "1e-9"]) == 0
+    assert main(["map", str(other), "-k", "5", "--json", "--tsne", "fft", "--memory", "1e-9"]) == 0
     disk = _json(capsys)
     assert not mem["out_of_core"] and disk["out_of_core"]
     assert mem["tau"] == disk["tau"] and mem["rows_hash"] == disk["rows_hash"] and disk["tsne_method"] == "fft"
@@ -446,6 +450,7 @@ def test_out_of_core_map_equals_the_in_memory_one(small_map, tmp_path, capsys):
             assert np.array_equal(x, y, equal_nan=True), name
         tsne_attrs = a.read_derived("tsne")[1]
         assert tsne_attrs["method"] == "fft" and tsne_attrs["neighbors"] == 39  # all 39 others of 40 models
+        assert tsne_attrs["max_iter"] == 260  # no --tsne-iter: the default for the map's size
     assert not list(tmp_path.glob("pylogmap-q-*"))
 
 

@@ -307,10 +307,10 @@ def _compute(mf, source: MapRows, steps: _Steps, *, embeddings, k, index, gpu, f
     for name in embeddings:
         if name == "tsne":
             if method == "fft":
-                iters = int(tsne_iter) if tsne_iter else embedding.fft_default_iterations(rows.size)
                 coords, params = steps.run(
                     "t-SNE (openTSNE FFT)", embedding.tsne_fft, search.wide_idx, search.wide_sqdist, pca_coords,
-                    perplexity=embedding.effective_perplexity(rows.size, perplexity), seed=seed, max_iter=iters,
+                    perplexity=embedding.effective_perplexity(rows.size, perplexity), seed=seed,
+                    max_iter=int(tsne_iter) if tsne_iter else None,  # None: tsne_fft.default_iterations
                 )
                 params["perplexity_requested"] = float(perplexity)
             else:

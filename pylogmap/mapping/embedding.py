@@ -32,7 +32,6 @@ import numpy as np
 
 from pylogmap.errors import PylogmapError
 from pylogmap.mapping.pca_blocks import pca_blocks
-from pylogmap.mapping.tsne_fft import default_iterations as fft_default_iterations
 from pylogmap.mapping.tsne_fft import neighbours_needed, tsne_fft
 
 SMALL_MAP = 3000  # below this many models t-SNE runs single-threaded (see tsne)
@@ -227,9 +226,8 @@ def umap(
 EMBEDDINGS = {"tsne": tsne, "pca": pca, "umap": umap}
 
 __all__ = [
-    "EMBEDDINGS", "FFT_FROM_MODELS", "PCA_BLOCKS_FROM", "TSNE_DEFAULTS", "TSNE_METHODS",
-    "effective_perplexity", "embed", "fft_default_iterations", "neighbours_needed", "pca", "tsne", "tsne_fft", "tsne_method", "umap",
-    "umap_available",
+    "EMBEDDINGS", "FFT_FROM_MODELS", "PCA_BLOCKS_FROM", "TSNE_DEFAULTS", "TSNE_METHODS", "effective_perplexity", "embed",
+    "neighbours_needed", "pca", "tsne", "tsne_fft", "tsne_method", "umap", "umap_available",
 ]
 
 
