@@ -28,7 +28,8 @@ with /proc/self/clear_refs; includes FAISS's and BLAS's allocations); elsewhere 
 tracemalloc is never on during a timed step on Linux: it records every allocation, numpy's
 included, and made the FFT t-SNE (many small arrays per iteration) four times slower.
 Time = wall clock (best of ``--rounds``), and CPU seconds of the process (all threads): on a
-machine shared with other jobs the wall time grows with the load, the CPU time less so. The load average is printed with the table.
+machine shared with other jobs the wall time grows with the load, the CPU time less so. The load
+average is printed with the table.
 
 Examples:
   python benchmarks/bench_map.py                                   # 1k, 10k, 100k (reduced N)
