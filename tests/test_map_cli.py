@@ -463,3 +463,5 @@ def test_map_says_which_tsne_ran(small_map, capsys):
         assert mf.read_derived("tsne")[1]["method"] == "sklearn" and mf.map_attrs()["tsne_method"] == "sklearn"
     assert main(["map", str(path), "--memory", "0"]) == 2
     assert "--memory" in capsys.readouterr().err
+    assert main(["map", str(path), "--force", "--tsne-iter", "0"]) == 2  # not silently the default
+    assert "at least 250 iterations" in capsys.readouterr().err

@@ -193,6 +193,9 @@ def compute_map(
             raise PylogmapError(f"unknown embedding {name!r}; choose from {', '.join(embedding.EMBEDDINGS)}.")
     if "umap" in embeddings and not embedding.umap_available():
         raise PylogmapError("UMAP needs the optional package umap-learn; run 'pip install umap-learn' or drop --umap.")
+    if tsne_iter is not None and int(tsne_iter) < 250:  # checked before any work (each method checks its own)
+        raise PylogmapError(f"t-SNE needs at least 250 iterations (its exaggeration phase); got --tsne-iter "
+                            f"{tsne_iter}.")
     steps = _Steps(progress)
     mf = open_map(path, mode="a")
     try:
@@ -310,13 +313,13 @@ def _compute(mf, source: MapRows, steps: _Steps, *, embeddings, k, index, gpu, f
                 coords, params = steps.run(
                     "t-SNE (openTSNE FFT)", embedding.tsne_fft, search.wide_idx, search.wide_sqdist, pca_coords,
                     perplexity=embedding.effective_perplexity(rows.size, perplexity), seed=seed,
-                    max_iter=int(tsne_iter) if tsne_iter else None,  # None: tsne_fft.default_iterations
+                    max_iter=None if tsne_iter is None else int(tsne_iter),  # None: tsne_fft.default_iterations
                 )
                 params["perplexity_requested"] = float(perplexity)
             else:
                 coords, params = steps.run(
                     "t-SNE (scikit-learn)", embedding.tsne, Q, seed=seed, perplexity=perplexity,
-                    max_iter=int(tsne_iter) if tsne_iter else 1000, return_params=True,
+                    max_iter=1000 if tsne_iter is None else int(tsne_iter), return_params=True,
                 )
                 params["method"] = "sklearn"
             arrays["tsne"] = (full(coords), params)
