@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pylogmap.mapping import geometry, neighbors
 from pylogmap.errors import PylogmapError
+from pylogmap.mapping import geometry, neighbors
 
 
 def _clustered_Q(K=300, N=200, seed=0):
@@ -224,6 +224,75 @@ def test_out_of_core_rows_give_the_same_neighbours(tmp_path):
         with pytest.raises(PylogmapError, match="block of rows"):
             np.asarray(X)
     assert not any(tmp_path.iterdir())  # the file is gone
+
+
+def test_out_of_core_rows_are_read_as_asked(tmp_path):
+    """DiskRows reads exactly the rows asked for, in the order asked, into the caller's buffer."""
+    from pylogmap.mapping.rowstore import DiskRows
+
+    rng = np.random.default_rng(21)
+    Q = rng.normal(size=(50, 9)).astype(np.float32)
+    with DiskRows(50, 9, directory=tmp_path) as X:
+        X.write(0, Q)
+        for idx in ([3, 4, 5, 6], [7, 2, 2, 49, 0, 1, 2], [-1, -50, 10], list(range(50))[::-1], [11]):
+            out = np.full((len(idx), 9), np.nan, dtype=np.float32)
+            assert X.take_into(np.array(idx), out) is out
+            assert np.array_equal(out, Q[idx])
+            assert np.array_equal(X[np.array(idx)], Q[idx])
+        assert np.array_equal(X[np.array([[1, 2], [40, 1]])], Q[[[1, 2], [40, 1]]])
+        mask = rng.random(50) < 0.3
+        assert np.array_equal(X[mask], Q[mask])
+        buf = np.empty((5, 9), dtype=np.float32)
+        assert X.read_into(45, buf) is buf and np.array_equal(buf, Q[45:])
+        with pytest.raises(IndexError):
+            X.take_into(np.array([50]), np.empty((1, 9), dtype=np.float32))
+        with pytest.raises(IndexError):
+            X.read_into(46, buf)
+        with pytest.raises(ValueError, match="float32"):
+            X.take_into(np.array([1, 2]), np.empty((2, 9)))
+        assert X[np.array([], dtype=np.int64)].shape == (0, 9)
+
+
+def test_block_reader_gives_views_in_memory_and_one_reused_buffer_otherwise(tmp_path):
+    from pylogmap.mapping import gram_bound
+    from pylogmap.mapping.rowstore import DiskRows
+
+    rng = np.random.default_rng(22)
+    X64 = rng.normal(size=(30, 7)) * 1e3
+    X32 = X64.astype(np.float32)
+    r = gram_bound.BlockReader(X32)
+    assert np.shares_memory(r.read(0, 10), X32)
+    with DiskRows(30, 7, directory=tmp_path) as D:
+        D.write(0, X32)
+        for X in (X64, D, X32[:, :7].copy(order="F")):
+            r = gram_bound.BlockReader(X)
+            first = r.read(0, 16)
+            assert first.dtype == np.float32 and first.flags.c_contiguous
+            assert np.array_equal(first, gram_bound.read_block(X, 0, 16))
+            last = r.read(16, 30)  # shorter block, same buffer
+            assert np.shares_memory(first, last)
+            assert np.array_equal(last, X32[16:30])
+
+
+def test_exact_stage_rows_are_never_rounded_through_float32(tmp_path):
+    """float64 rows reach the float64 answer stage as they are; float32 and out-of-core rows
+    exactly as stored."""
+    from pylogmap.mapping import knn_search
+    from pylogmap.mapping.rowstore import DiskRows
+
+    rng = np.random.default_rng(23)
+    X64 = rng.normal(size=(40, 11)) * (1 + 1e-9)
+    idx = np.array([[3, 39], [0, 3], [7, 7]])
+    got = knn_search._Rows64(X64, 6).take(idx)
+    assert got.dtype == np.float64 and np.array_equal(got, X64[idx.ravel()])
+    assert not np.array_equal(got, X64[idx.ravel()].astype(np.float32))
+    X32 = X64.astype(np.float32)
+    with DiskRows(40, 11, directory=tmp_path) as D:
+        D.write(0, X32)
+        for X in (X32, D):
+            assert np.array_equal(knn_search._Rows64(X, 6).take(idx), X32[idx.ravel()].astype(np.float64))
+    with pytest.raises(ValueError, match="buffer"):
+        knn_search._Rows64(X64, 2).take(idx)
 
 
 def test_map_neighbors_carries_kl_se_and_wide_lists():

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pylogmap.mapping.gram_bound import PANEL_COLUMNS, RowStats, TileMaker, panel_count, read_block, row_stats
+from pylogmap.mapping.gram_bound import PANEL_COLUMNS, BlockReader, RowStats, TileMaker, panel_count, row_stats
 
 # Rows per block: tiles of block x block float32 values (64 MiB at 4,096) and blocks of
 # block x N float32 rows; larger blocks re-read the rows fewer times.
@@ -72,6 +72,7 @@ class _Lists:
         self.k = k
         self.n_wide = n_wide
         self.width = width  # w of every row of X (float64)
+        self._mask: np.ndarray | None = None
 
     def upper(self, slots: np.ndarray, w_q: np.ndarray) -> np.ndarray:
         """Upper bounds (float64) of the kept rows of queries ``slots`` (inf for empty slots)."""
@@ -128,16 +129,31 @@ class _Lists:
             part = np.broadcast_to(np.arange(tile.shape[1]), tile.shape)
         self._merge(slots, w_q, np.take_along_axis(tile, part, axis=1), col_ids[part])
 
+    def _passing(self, tile: np.ndarray, limits: np.ndarray) -> np.ndarray:
+        """Flat indices of the tile values <= their limit (a broadcast row or column).
+
+        The boolean mask goes into a buffer kept between tiles: a fresh 16 MiB mask per tile
+        costs more in page faults than the comparison itself, and ``flatnonzero`` is a third of
+        the 2-D ``nonzero``.
+        """
+        if self._mask is None or self._mask.size < tile.size:
+            self._mask = np.empty(tile.size, dtype=bool)
+        mask = self._mask[: tile.size].reshape(tile.shape)
+        np.less_equal(tile, limits, out=mask)
+        return np.flatnonzero(mask)
+
     def absorb(self, slots: np.ndarray, w_q: np.ndarray, tile: np.ndarray, col_ids: np.ndarray,
                transposed: bool = False) -> None:
         """Merge the tile values that pass the filter (rows = queries, or columns if transposed)."""
         if transposed:
-            c, r = np.nonzero(tile <= self.filter[slots][None, :])
+            flat = self._passing(tile, self.filter[slots][None, :])
+            c, r = np.divmod(flat, tile.shape[1])
             order = np.argsort(r, kind="stable")
             r, c = r[order], c[order]
             vals = tile[c, r]
         else:
-            r, c = np.nonzero(tile <= self.filter[slots][:, None])
+            flat = self._passing(tile, self.filter[slots][:, None])
+            r, c = np.divmod(flat, tile.shape[1])
             vals = tile[r, c]
         if r.size == 0:
             return
@@ -158,10 +174,12 @@ def _tiles_all_vs_all(X, lists: _Lists, maker: TileMaker, stats: RowStats, block
     K = X.shape[0]
     starts = list(range(0, K, block))
     seen = np.zeros(len(starts), dtype=bool)
+    read_a, read_b = BlockReader(X), BlockReader(X)
+    A2_buf = np.empty((min(block, K), X.shape[1]), dtype=np.float32)
     for ia, a0 in enumerate(starts):
         a1 = min(a0 + block, K)
-        A = read_block(X, a0, a1)
-        A2 = A * np.float32(-2.0)
+        A = read_a.read(a0, a1)
+        A2 = np.multiply(A, np.float32(-2.0), out=A2_buf[: a1 - a0])
         rows_a = np.arange(a0, a1)
         for ib in range(ia, len(starts)):
             b0 = starts[ib]
@@ -169,7 +187,7 @@ def _tiles_all_vs_all(X, lists: _Lists, maker: TileMaker, stats: RowStats, block
             if ib == ia:
                 tile = maker.lower_diagonal(A, slice(a0, a1))
             else:
-                tile = maker.lower(A2, slice(a0, a1), read_block(X, b0, b1), slice(b0, b1))
+                tile = maker.lower(A2, slice(a0, a1), read_b.read(b0, b1), slice(b0, b1))
             rows_b = np.arange(b0, b1)
             if ib == ia:
                 np.fill_diagonal(tile, np.inf)  # a model is never its own neighbour
@@ -185,14 +203,15 @@ def _tiles_all_vs_all(X, lists: _Lists, maker: TileMaker, stats: RowStats, block
 
 def _tiles_queries(X, queries: np.ndarray, lists: _Lists, maker: TileMaker, stats: RowStats, block: int, tick) -> None:
     K = X.shape[0]
+    read_b = BlockReader(X)
     for s0 in range(0, queries.size, block):
         qs = queries[s0 : s0 + block]
-        A = np.ascontiguousarray(np.asarray(X[qs]), dtype=np.float32)
-        A2 = A * np.float32(-2.0)
+        A2 = np.ascontiguousarray(np.asarray(X[qs]), dtype=np.float32)
+        A2 *= np.float32(-2.0)
         slots = np.arange(s0, s0 + qs.size)
         for ib, b0 in enumerate(range(0, K, block)):
             b1 = min(b0 + block, K)
-            tile = maker.lower(A2, qs, read_block(X, b0, b1), slice(b0, b1))
+            tile = maker.lower(A2, qs, read_b.read(b0, b1), slice(b0, b1))
             inside = (qs >= b0) & (qs < b1)
             tile[np.flatnonzero(inside), qs[inside] - b0] = np.inf  # never itself
             absorb = lists.absorb_first if ib == 0 else lists.absorb
@@ -200,18 +219,61 @@ def _tiles_queries(X, queries: np.ndarray, lists: _Lists, maker: TileMaker, stat
             tick()
 
 
-def _differences(X, q: np.ndarray, c: np.ndarray, mean: np.ndarray) -> np.ndarray:
+class _Rows64:
+    """float64 copies of rows of X picked by index, into buffers kept between calls.
+
+    The answer stage gathers about ``K x n_candidates`` rows a few MiB at a time; fresh arrays
+    for every chunk page in more memory than the arithmetic touches (see gram_bound.BlockReader),
+    and an out-of-core X reads each row straight into the buffer. float32 rows pass through a
+    float32 buffer (exact in float64); float64 rows are copied as they are, never rounded.
+    """
+
+    def __init__(self, X, max_rows: int):
+        self.X = X
+        N = X.shape[1]
+        self._direct = isinstance(X, np.ndarray) and X.dtype != np.float32
+        self._f32 = None if self._direct else np.empty((max(1, max_rows), N), dtype=np.float32)
+        self._f64 = np.empty((max(1, max_rows), N), dtype=np.float64)
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """Rows ``idx`` (any shape, flattened) as a float64 ``[idx.size, N]`` view of the buffer."""
+        idx = np.asarray(idx, dtype=np.int64).ravel()
+        if idx.size > self._f64.shape[0]:
+            raise ValueError(f"{idx.size} rows asked of a {self._f64.shape[0]}-row buffer")
+        out = self._f64[: idx.size]
+        if self._direct:
+            if self.X.dtype == np.float64:
+                np.take(self.X, idx, axis=0, out=out)
+            else:
+                out[:] = self.X[idx]
+            return out
+        tmp = self._f32[: idx.size]
+        if hasattr(self.X, "take_into"):
+            self.X.take_into(idx, tmp)
+        else:
+            np.take(self.X, idx, axis=0, out=tmp)
+        np.copyto(out, tmp)
+        return out
+
+
+def _differences(rows: _Rows64, query_rows: _Rows64, q: np.ndarray, c: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """float64 differences ``x_c - x_q`` with the difference of the row means removed: shape
-    ``[len(q), c.shape[1], N]`` (exact for float32 rows: a float64 holds their difference)."""
+    ``[len(q), c.shape[1], N]`` (exact for float32 rows: a float64 holds their difference); a
+    view of ``rows``' buffer."""
     n, m = c.shape
-    d = np.asarray(X[c.ravel()]).astype(np.float64).reshape(n, m, -1)
-    d -= np.asarray(X[q], dtype=np.float64)[:, None, :]
+    d = rows.take(c).reshape(n, m, -1)
+    d -= query_rows.take(q)[:, None, :]
     d -= (mean[c] - mean[q][:, None])[:, :, None]
     return d
 
 
+def _chunk_rows(width: int, N: int) -> int:
+    """Queries per chunk of the exact stage: their candidates' float64 rows stay in cache."""
+    return max(1, _EXACT_BYTES // (8 * N * max(1, width)))
+
+
 def _chunks(nq: int, width: int, N: int):
-    step = max(1, _EXACT_BYTES // (8 * N * max(1, width)))
+    step = _chunk_rows(width, N)
     for s0 in range(0, nq, step):
         yield slice(s0, min(nq, s0 + step))
 
@@ -222,8 +284,10 @@ def _moments(X, queries: np.ndarray, cand: np.ndarray, mean: np.ndarray):
     N = X.shape[1]
     sq = np.empty((nq, width))
     m4 = np.empty((nq, width))
+    step = _chunk_rows(width, N)
+    rows, query_rows = _Rows64(X, step * width), _Rows64(X, step)
     for sl in _chunks(nq, width, N):
-        d = _differences(X, queries[sl], cand[sl], mean)
+        d = _differences(rows, query_rows, queries[sl], cand[sl], mean)
         sq[sl] = np.einsum("abn,abn->ab", d, d)
         np.square(d, out=d)
         m4[sl] = np.einsum("abn,abn->ab", d, d) / N
@@ -240,10 +304,12 @@ def _gram64(X, queries: np.ndarray, cand: np.ndarray, stats: RowStats):
     nq, width = cand.shape
     N = X.shape[1]
     dots = np.empty((nq, width))
+    step = _chunk_rows(width, N)
+    cand_rows, query_rows = _Rows64(X, step * width), _Rows64(X, step)
     for sl in _chunks(nq, width, N):
         c = cand[sl]
-        rows = np.asarray(X[c.ravel()]).astype(np.float64).reshape(c.shape[0], width, N)
-        xq = np.asarray(X[queries[sl]], dtype=np.float64)
+        rows = cand_rows.take(c).reshape(c.shape[0], width, N)
+        xq = query_rows.take(queries[sl])
         dots[sl] = np.matmul(rows, xq[:, :, None])[:, :, 0]
     s_q = stats.sq64[queries][:, None]
     s_c = stats.sq64[cand]
@@ -294,9 +360,10 @@ def _exact(X, queries: np.ndarray, cand: np.ndarray, stats: RowStats, k: int, mo
         sq, err = _gram64(X, queries, safe, stats)
         amb = _ambiguous(np.where(valid, sq, np.inf), np.where(valid, err, 0.0), rtol) & valid
         a_q, a_c = np.nonzero(amb)
+        rows, query_rows = _Rows64(X, 256), _Rows64(X, 256)
         for s0 in range(0, a_q.size, 256):
             sl = slice(s0, s0 + 256)
-            d = _differences(X, queries[a_q[sl]], safe[a_q[sl], a_c[sl]][:, None], stats.mean)[:, 0]
+            d = _differences(rows, query_rows, queries[a_q[sl]], safe[a_q[sl], a_c[sl]][:, None], stats.mean)[:, 0]
             sq[a_q[sl], a_c[sl]] = np.einsum("an,an->a", d, d)
     sq[~valid] = np.inf
     rows = np.arange(nq)[:, None]

@@ -18,8 +18,6 @@ import numpy as np
 
 from pylogmap.errors import PylogmapError
 
-_READ_RUN_ROWS = 64  # scattered rows closer than this are read with the gap in one call
-
 
 class DiskRows:
     """``[n_rows, n_cols]`` float32 rows in a temporary file (deleted by ``close``)."""
@@ -57,6 +55,18 @@ class DiskRows:
         block = np.ascontiguousarray(rows, dtype=np.float32)
         os.pwrite(self._file.fileno(), block.data, start * self._row_bytes)
 
+    def read_into(self, start: int, out: np.ndarray) -> np.ndarray:
+        """Rows ``start, start + 1, ...`` into ``out`` (C-contiguous float32 ``[n, n_cols]``), which
+        is returned: a caller reading block after block reuses one buffer instead of paging in a
+        fresh one each time."""
+        if out.dtype != np.float32 or not out.flags.c_contiguous or out.ndim != 2 or out.shape[1] != self.shape[1]:
+            raise ValueError(f"read_into needs a C-contiguous float32 [n, {self.shape[1]}] array")
+        if start < 0 or start + out.shape[0] > self.shape[0]:
+            raise IndexError(f"rows {start}:{start + out.shape[0]} are outside the {self.shape[0]} stored rows")
+        if out.size:
+            self._read_run(out, start)
+        return out
+
     def _read_run(self, out: np.ndarray, start: int) -> None:
         view = memoryview(out).cast("B")
         got = os.preadv(self._file.fileno(), [view], start * self._row_bytes)
@@ -81,20 +91,27 @@ class DiskRows:
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
         idx = idx.astype(np.int64)
-        flat = idx.ravel()
-        out = np.empty((flat.size, self.shape[1]), dtype=np.float32)
-        if flat.size:
-            uniq, inverse = np.unique(flat, return_inverse=True)
-            got = np.empty((uniq.size, self.shape[1]), dtype=np.float32)
-            breaks = np.flatnonzero(np.diff(uniq) > _READ_RUN_ROWS) + 1
-            pos = 0
-            for run in np.split(uniq, breaks):
-                lo, hi = int(run[0]), int(run[-1]) + 1
-                span = self[lo:hi]
-                got[pos : pos + run.size] = span[run - lo]
-                pos += run.size
-            out[:] = got[inverse.ravel()]
+        out = np.empty((idx.size, self.shape[1]), dtype=np.float32)
+        self.take_into(idx.ravel(), out)
         return out.reshape(idx.shape + (self.shape[1],))
+
+    def take_into(self, idx, out: np.ndarray) -> np.ndarray:
+        """Rows ``idx`` (1-D, any order, repeats allowed) into ``out`` (C-contiguous float32
+        ``[len(idx), n_cols]``), which is returned. Each row is read straight into its place,
+        consecutive ascending rows in one call, so nothing but the rows asked for is read and no
+        temporary is paged in (a caller gathering chunk after chunk reuses one buffer)."""
+        idx = np.asarray(idx, dtype=np.int64).ravel()
+        if out.dtype != np.float32 or not out.flags.c_contiguous or out.shape != (idx.size, self.shape[1]):
+            raise ValueError(f"take_into needs a C-contiguous float32 [{idx.size}, {self.shape[1]}] array")
+        if idx.size == 0:
+            return out
+        if idx.min() < -self.shape[0] or idx.max() >= self.shape[0]:
+            raise IndexError(f"row index out of range for {self.shape[0]} stored rows")
+        idx = idx % self.shape[0]
+        breaks = (np.flatnonzero(np.diff(idx) != 1) + 1).tolist()
+        for a, b in zip([0] + breaks, breaks + [idx.size]):
+            self._read_run(out[a:b], int(idx[a]))
+        return out
 
     def __array__(self, dtype=None, copy=None):
         raise PylogmapError("an out-of-core map is read a block of rows at a time; index it (X[a:b]) instead.")
