@@ -127,11 +127,6 @@ def row_stats(X, panels: int, *, block_rows: int | None = None) -> RowStats:
     return RowStats(sq=sq, sq64=sq64, mean=mean, alpha=alpha, width=width, coefficient=c, panels=panels)
 
 
-def read_block(X, start: int, stop: int) -> np.ndarray:
-    """Rows ``start:stop`` of X as a C-contiguous float32 array (a copy for a memmap or float64)."""
-    return np.ascontiguousarray(X[start:stop], dtype=np.float32)
-
-
 class BlockReader:
     """Reads blocks of rows of X as C-contiguous float32, into one buffer kept between reads.
 
