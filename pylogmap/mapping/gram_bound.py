@@ -119,12 +119,19 @@ def row_stats(X, panels: int, *, block_rows: int | None = None) -> RowStats:
             b64 = blk.astype(np.float64, copy=False)
             sq64[start : start + block_rows] = np.einsum("ij,ij->i", b64, b64)
         mean[start : start + block_rows] = blk.mean(axis=1, dtype=np.float64)
-    c = margin_coefficient(N, panels)
-    m = 2.0 * N * mean * mean * (1.0 + 2.0**-40)
+    return with_coefficient(RowStats(sq=sq, sq64=sq64, mean=mean, alpha=sq, width=sq, coefficient=0.0, panels=panels),
+                            margin_coefficient(N, panels), N)
+
+
+def with_coefficient(stats: RowStats, c: float, n_cols: int, absolute: float = 0.0) -> RowStats:
+    """The bracket terms for ``e_i = c s_i`` (another tile maker's bound, e.g. gram_bf16's),
+    plus ``absolute (1 + s_i)`` in w_i for bounds with an absolute part."""
+    sq, mean = stats.sq, stats.mean
+    m = 2.0 * n_cols * mean * mean * (1.0 + 2.0**-40)
     e = c * sq
     alpha = (sq - e - m).astype(np.float32)
-    width = 2.0 * e + m + 2.0**-50 * sq
-    return RowStats(sq=sq, sq64=sq64, mean=mean, alpha=alpha, width=width, coefficient=c, panels=panels)
+    width = 2.0 * e + m + 2.0**-50 * sq + absolute * (1.0 + sq)
+    return RowStats(sq=sq, sq64=stats.sq64, mean=mean, alpha=alpha, width=width, coefficient=c, panels=stats.panels)
 
 
 class BlockReader:
@@ -168,6 +175,7 @@ class TileMaker:
         self.bounds = [(p, min(p + q, n_cols)) for p in range(0, n_cols, q)]
         self._out: np.ndarray | None = None
         self._tmp: np.ndarray | None = None
+        self._a2: np.ndarray | None = None
 
     def _buffers(self, n_a: int, n_b: int) -> tuple[np.ndarray, np.ndarray]:
         if self._out is None or self._out.size < n_a * n_b:
@@ -184,6 +192,13 @@ class TileMaker:
             np.matmul(A[:, p0:p1], B[:, p0:p1].T, out=tmp)
             out += tmp
 
+    def query_operand(self, A: np.ndarray) -> np.ndarray:
+        """What ``lower`` takes for the query block: ``-2 A`` (exact), in a buffer kept between
+        blocks (valid until the next call)."""
+        if self._a2 is None or self._a2.shape[1] != A.shape[1] or self._a2.shape[0] < A.shape[0]:
+            self._a2 = np.empty(A.shape, dtype=np.float32)
+        return np.multiply(A, np.float32(-2.0), out=self._a2[: A.shape[0]])
+
     def lower(self, A2: np.ndarray, rows_a: slice | np.ndarray, B: np.ndarray, rows_b: slice | np.ndarray) -> np.ndarray:
         """The float32 tile of lower bounds (a view of an internal buffer: use before the next call)."""
         out, tmp = self._buffers(A2.shape[0], B.shape[0])
@@ -192,9 +207,10 @@ class TileMaker:
         out += self.stats.alpha[rows_b][None, :]
         return out
 
-    def lower_diagonal(self, A: np.ndarray, rows: slice) -> np.ndarray:
+    def lower_diagonal(self, A: np.ndarray, rows: slice, op: np.ndarray | None = None) -> np.ndarray:
         """The tile of a block against itself: numpy runs ``A @ A.T`` as a symmetric rank-k update
-        (half the products), then the tile is scaled by -2 (exact) and gets both alpha terms."""
+        (half the products), then the tile is scaled by -2 (exact) and gets both alpha terms.
+        ``op`` (the block's query operand) is not needed here; gram_bf16's maker uses it."""
         out, tmp = self._buffers(A.shape[0], A.shape[0])
         self._panels(A, A, out, tmp)
         out *= np.float32(-2.0)
