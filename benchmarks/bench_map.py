@@ -3,9 +3,11 @@
 For K synthetic models x N texts (pylogmap.testing.synthetic_population: families, heavy tail,
 realistic scale), in one run, ours against the baselines on the same Q:
 
-- k-NN of every model (k = 10, self excluded): ours (`neighbors.nearest_neighbors`, index
-  "exact": float32 panel-GEMM candidates with a proven margin, float64 answer), numpy brute
-  force in float64 (the published code's full distance matrix + argpartition) and FAISS
+- k-NN of every model (k = 10, self excluded): ours (`neighbors.search`, index "exact":
+  float32 panel-GEMM candidates, or bf16 ones where the CPU has AMX and MKL is installed, with
+  a proven margin, float64 answer), the same search with float32 tiles and with numpy's exact
+  stage instead of the compiled one (PYLOGMAP_GEMM / PYLOGMAP_NATIVE_PAIRS, same run), numpy
+  brute force in float64 (the published code's full distance matrix + argpartition) and FAISS
   IndexFlatL2 (float32, k + 1 nearest, no re-ranking). The neighbour sets of ours are compared
   with the brute force's.
 - all-pairs KL: ours streamed in row blocks (`geometry.iter_pairwise_kl`, float64, memory one
@@ -41,6 +43,7 @@ Prints a markdown table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -214,6 +217,21 @@ def sgemm_rate(n: int = 4096, depth: int = 10_000) -> float:
     return 2.0 * n * n * depth / best / 1e9
 
 
+@contextlib.contextmanager
+def _environ(values: dict[str, str]):
+    """Environment variables set for the duration (the search reads them at every call)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def same_sets(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([set(x) == set(y) for x, y in zip(a.tolist(), b.tolist())]))
 
@@ -227,10 +245,28 @@ def bench_knn(Q, k, table: Table, rounds: int, extrap_scale: float = 1.0, full_b
               gflops: float = 0.0):
     K, N = Q.shape
     Nt = int(round(N * extrap_scale))
-    m, (idx, _) = best_of(rounds, lambda: neighbors.nearest_neighbors(Q, k, gpu=False))
+    m, res = best_of(rounds, lambda: neighbors.search(Q, k, gpu=False))
+    idx = res.idx
     ours = m.seconds * extrap_scale
-    table.add(f"k-NN k={k}", "ours: float32 GEMM + proven margin, float64 answer", K, Nt, ours, m.cpu * extrap_scale,
-              m.peak, extrap_scale != 1.0, 1.0)
+    tiles = "bf16 tiles (MKL, AMX)" if res.backend == "numpy-bf16" else "float32 tiles"
+    table.add(f"k-NN k={k}", f"ours: {tiles} + proven margin, float64 answer", K, Nt, ours, m.cpu * extrap_scale,
+              m.peak, extrap_scale != 1.0, 1.0, f"{res.mean_candidates:.1f} candidates per query")
+    # the other arithmetic of the same search, in the same run: float32 tiles, and float32 tiles
+    # with numpy's exact stage (no compiled pair_moments: the search before it existed)
+    others = [("ours, float32 tiles (PYLOGMAP_GEMM=float32)", {"PYLOGMAP_GEMM": "float32"}),
+              ("ours, float32 tiles, numpy exact stage (PYLOGMAP_NATIVE_PAIRS=0)",
+               {"PYLOGMAP_GEMM": "float32", "PYLOGMAP_NATIVE_PAIRS": "0"})]
+    if res.backend != "numpy-bf16":
+        others = others[1:]
+    for name, env in others:
+        with _environ(env):
+            mo, other = best_of(rounds, lambda: neighbors.search(Q, k, gpu=False))
+        lists = "lists identical to ours" if np.array_equal(other.idx, idx) else "lists DIFFERENT from ours"
+        gap = float(np.max(np.abs(other.sqdist - res.sqdist) / np.maximum(res.sqdist, 1e-300)))
+        values = "distances bit-identical" if gap == 0 else f"distances within {gap:.1e} relative (summation order)"
+        table.add(f"k-NN k={k}", name, K, Nt, mo.seconds * extrap_scale, mo.cpu * extrap_scale, mo.peak,
+                  extrap_scale != 1.0, mo.seconds / m.seconds,
+                  f"{other.mean_candidates:.1f} candidates per query; {lists}, {values}")
     if gflops:
         # Any exact search that forms the Gram matrix does at least its upper half: K^2 N flops.
         floor = K * K * Nt / (gflops * 1e9)

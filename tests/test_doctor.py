@@ -34,6 +34,8 @@ def test_json_report_matches_what_is_installed():
     st = native_status()
     assert rep["native"]["cpu_module"] == ("loaded" if st["core_loaded"] else f"not loaded: {st['core_error']}")
     assert rep["native"]["cpu_variant"] == st.get("cpu_variant")
+    assert rep["native"]["map_module"] == "loaded"  # pylogmap.mapping._pairs, always built
+    assert "tiles" in rep["native"]["map_tiles"] or "PYLOGMAP_GEMM" in rep["native"]["map_tiles"]
     import torch
 
     assert rep["torch"]["version"] == torch.__version__

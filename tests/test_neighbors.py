@@ -13,6 +13,24 @@ from pylogmap.errors import PylogmapError
 from pylogmap.mapping import geometry, neighbors
 
 
+@pytest.fixture(params=["native", "numpy", "bf16"])
+def exact_stage(request, monkeypatch):
+    """Runs a test with the compiled exact stage (pair_moments), with numpy's own, and with the
+    bf16 tiles of gram_bf16.py (forced, so also where the CPU has no AMX; needs MKL)."""
+    if request.param == "numpy":
+        monkeypatch.setenv("PYLOGMAP_NATIVE_PAIRS", "0")
+        monkeypatch.setenv("PYLOGMAP_GEMM", "float32")
+    elif request.param == "bf16":
+        from pylogmap.mapping import gram_bf16
+
+        if not gram_bf16.available():
+            pytest.skip(f"bf16 tiles unavailable: {gram_bf16.unavailable_reason()}")
+        monkeypatch.setenv("PYLOGMAP_GEMM", "bf16")
+    else:
+        monkeypatch.setenv("PYLOGMAP_GEMM", "float32")
+    return request.param
+
+
 def _clustered_Q(K=300, N=200, seed=0):
     """Models in families (clusters) like a real map, with distinct pairwise distances."""
     rng = np.random.default_rng(seed)
@@ -32,6 +50,7 @@ def _loop_topk(Q, k):
     return np.array(out)
 
 
+@pytest.mark.usefixtures("exact_stage")
 @pytest.mark.parametrize("kind", ["exact", "faiss", "numpy"])
 def test_exact_search_equals_brute_force(kind):
     Q = _clustered_Q(K=150, N=120, seed=1)
@@ -46,6 +65,7 @@ def test_exact_search_equals_brute_force(kind):
     assert not np.any(idx == np.arange(150)[:, None])  # never itself
 
 
+@pytest.mark.usefixtures("exact_stage")
 @pytest.mark.parametrize("kind", ["exact", "faiss", "numpy"])
 def test_query_subsets_equal_all_vs_all(kind):
     Q = _clustered_Q(K=120, N=60, seed=8)
@@ -69,6 +89,7 @@ def test_brute_force_helper_equals_loops():
     assert np.array_equal(idx, _loop_topk(Q, 5))
 
 
+@pytest.mark.usefixtures("exact_stage")
 def test_self_excluded_even_with_duplicate_rows():
     Q = _clustered_Q(K=40, N=30, seed=3)
     Q = np.vstack([Q, Q[5], Q[5]])  # rows 40 and 41 are copies of row 5
@@ -79,6 +100,7 @@ def test_self_excluded_even_with_duplicate_rows():
         assert sq[row, 0] == 0.0 and sq[row, 1] == 0.0
 
 
+@pytest.mark.usefixtures("exact_stage")
 def test_near_identical_models_ordered_correctly():
     """Distances that float32 Gram cancellation cannot resolve are re-ranked in float64."""
     rng = np.random.default_rng(4)
@@ -108,6 +130,7 @@ def test_recall_function():
     assert neighbors.recall([[1, 2, 3]], [[3, 2, 9]]) == pytest.approx(2 / 3)
 
 
+@pytest.mark.usefixtures("exact_stage")
 def test_with_kl_carries_estimates_and_errors():
     Q = _clustered_Q(K=50, N=80, seed=6)
     idx, sq = neighbors.nearest_neighbors(Q, 4, gpu=False)
@@ -158,6 +181,7 @@ def _random_Q(K=120, N=60, seed=12):
     return np.random.default_rng(seed).normal(size=(K, N)) * np.random.default_rng(seed + 1).uniform(0.5, 2, size=(K, 1))
 
 
+@pytest.mark.usefixtures("exact_stage")
 @pytest.mark.parametrize("kind", ["numpy", "faiss"])
 @pytest.mark.parametrize("make", [_random_Q, lambda: _clustered_Q(K=150, N=120, seed=18), _near_tie_Q])
 def test_neighbour_sets_equal_float64_brute_force(kind, make):
@@ -171,6 +195,7 @@ def test_neighbour_sets_equal_float64_brute_force(kind, make):
         assert np.array_equal(idx, _loop_topk(X.astype(np.float64), 6))
 
 
+@pytest.mark.usefixtures("exact_stage")
 def test_planted_near_ties_are_ranked_in_float64():
     Q = _near_tie_Q()
     idx, sq = neighbors.nearest_neighbors(Q, 6, gpu=False)
@@ -198,6 +223,72 @@ def test_float32_bracket_holds_for_every_pair():
     assert gram_bound.margin_coefficient(10_000, 5) < gram_bound.margin_coefficient(10_000, 1) / 4
 
 
+def test_bf16_bracket_holds_for_every_pair():
+    """gram_bf16's tiles: lower <= N Var(x_i - x_j) <= lower + w_i + w_j, also with large offsets,
+    rows of very different norms and N beyond one bf16 product's exactness."""
+    from pylogmap.mapping import gram_bf16, gram_bound
+
+    if not gram_bf16.available():
+        pytest.skip(f"bf16 tiles unavailable: {gram_bf16.unavailable_reason()}")
+    rng = np.random.default_rng(31)
+    cases = [_clustered_Q(K=90, N=700, seed=14),
+             -800 + rng.normal(0, 30, size=(90, 700)) + rng.normal(0, 50, size=(90, 1)),
+             rng.normal(size=(90, 3000)) * np.logspace(-3, 3, 90)[:, None]]
+    for X in cases:
+        N = X.shape[1]
+        stats = gram_bound.row_stats(X, 1)
+        stats = gram_bound.with_coefficient(stats, gram_bf16.margin_coefficient(N), N, gram_bf16.ABSOLUTE)
+        maker = gram_bf16.TileMakerBF16(stats, N)
+        A = gram_bound.BlockReader(X).read(0, 90)
+        tiles = [maker.lower(maker.query_operand(A[:50]), slice(0, 50), A, slice(0, 90)).astype(np.float64),
+                 maker.lower_diagonal(A, slice(0, 90)).astype(np.float64)[:50]]
+        ref = np.array([[np.var(X[i] - X[j]) * N for j in range(90)] for i in range(50)])
+        width = stats.width[:50, None] + stats.width[None, :]
+        for tile in tiles:
+            assert np.all(tile <= ref) and np.all(ref <= tile + width)
+        if X is not cases[0]:  # offsets and huge norms: float32's rounding of the alpha terms dominates
+            continue
+        # and the tiles are bf16 products: they err far more than float32 tiles of the same rows
+        f32_stats = gram_bound.row_stats(X, 1)
+        f32 = gram_bound.TileMaker(f32_stats, N).lower(A[:50] * np.float32(-2), slice(0, 50), A, slice(0, 90))
+        gram = -2.0 * A[:50].astype(np.float64) @ A.astype(np.float64).T
+        alpha_bf16 = stats.alpha[:50, None].astype(np.float64) + stats.alpha[None, :]
+        alpha_f32 = f32_stats.alpha[:50, None].astype(np.float64) + f32_stats.alpha[None, :]
+        err_bf16 = np.abs(tiles[0] - alpha_bf16 - gram).max()
+        err_f32 = np.abs(f32.astype(np.float64) - alpha_f32 - gram).max()
+        assert err_bf16 > 30 * err_f32
+    assert gram_bf16.margin_coefficient(10_000) == pytest.approx(8.43e-3, rel=1e-3)
+
+
+def test_bf16_tiles_are_chosen_only_where_they_are_exact_and_fast(monkeypatch):
+    from pylogmap.mapping import gram_bf16, knn_search
+
+    Q = _clustered_Q(K=120, N=64, seed=32)
+    monkeypatch.setenv("PYLOGMAP_GEMM", "float32")
+    assert knn_search.search(Q, 5).gemm == "float32"
+    monkeypatch.setenv("PYLOGMAP_GEMM", "sometimes")
+    with pytest.raises(PylogmapError, match="PYLOGMAP_GEMM='sometimes' is not one of auto, bf16, float32"):
+        knn_search.search(Q, 5)
+    monkeypatch.setenv("PYLOGMAP_GEMM", "auto")
+    monkeypatch.setattr(gram_bf16, "cpu_has_amx_bf16", lambda: False)
+    assert knn_search.search(Q, 5).gemm == "float32"  # without AMX, MKL's bf16 is slower than float32
+    if not gram_bf16.available():
+        monkeypatch.setenv("PYLOGMAP_GEMM", "bf16")
+        with pytest.raises(PylogmapError, match="needs MKL"):
+            knn_search.search(Q, 5)
+        return
+    monkeypatch.setattr(gram_bf16, "cpu_has_amx_bf16", lambda: True)
+    auto = knn_search.search(Q, 5)
+    assert auto.gemm == "bf16"
+    monkeypatch.setenv("PYLOGMAP_GEMM", "bf16")
+    wide = knn_search.search(Q, 5, n_wide=20)  # wide lists are read off the bracket: float32
+    assert wide.gemm == "float32" and np.array_equal(wide.idx, auto.idx)
+    short = knn_search.search(Q, 5, n_keep=5, block=32)  # overflowing lists are searched again in float32
+    assert short.gemm == "bf16" and short.n_retried > 0
+    assert np.array_equal(short.idx, _loop_topk(Q, 5))
+
+
+@pytest.mark.usefixtures("exact_stage")
 def test_short_lists_are_searched_again_and_stay_exact():
     from pylogmap.mapping import knn_search
 
@@ -207,6 +298,7 @@ def test_short_lists_are_searched_again_and_stay_exact():
     assert np.array_equal(res.idx, neighbors.brute_force_neighbors(Q, 5)[0])
 
 
+@pytest.mark.usefixtures("exact_stage")
 def test_out_of_core_rows_give_the_same_neighbours(tmp_path):
     from pylogmap.mapping import knn_search
     from pylogmap.mapping.rowstore import DiskRows
@@ -334,3 +426,22 @@ def test_a_100k_row_map_reduced_to_few_texts(tmp_path):
         memory.close()
     finally:
         mf.close()
+
+
+def test_the_tiles_in_use_are_described_with_the_fix(monkeypatch):
+    """What `pylogmap doctor` prints: the arithmetic in use, and what to install for bf16 tiles."""
+    from pylogmap.mapping import gram_bf16
+
+    monkeypatch.delenv("PYLOGMAP_GEMM", raising=False)
+    monkeypatch.setattr(gram_bf16, "_tried", False)
+    monkeypatch.setattr(gram_bf16, "_lib", None)
+    monkeypatch.setattr(gram_bf16, "_mkl_paths", lambda: [])  # MKL not installed
+    monkeypatch.setattr(gram_bf16, "cpu_has_amx_bf16", lambda: True)
+    assert not gram_bf16.available()
+    assert gram_bf16.describe() == ('float32 tiles (this CPU has AMX-BF16: pip install "pylogmap[mkl]" for bf16 '
+                                    'tiles, x2 faster)')
+    assert not gram_bf16.use_bf16(1000, 1e6)
+    monkeypatch.setattr(gram_bf16, "cpu_has_amx_bf16", lambda: False)
+    assert gram_bf16.describe() == "float32 tiles (no AMX-BF16 on this CPU)"
+    monkeypatch.setenv("PYLOGMAP_GEMM", "bf16")
+    assert gram_bf16.describe().startswith("PYLOGMAP_GEMM=bf16 cannot work here: MKL is not installed")

@@ -20,6 +20,7 @@ from typing import Any
 
 from pylogmap import __version__
 from pylogmap.kernels import native_status
+from pylogmap.mapping import gram_bf16, pair_moments
 from pylogmap.viewer import qtlibs
 
 #: distributions whose versions are reported (pip name -> what it is for)
@@ -83,6 +84,9 @@ def _native() -> dict[str, Any]:
         "cuda_driver_version": rt.get("driver_version"),
         "cuda_devices": rt.get("device_count"),
         "cuda_error": rt.get("error") or None,
+        "map_module": "loaded" if pair_moments.native() is not None
+        else f"not loaded: {pair_moments.native_error() or 'switched off (PYLOGMAP_NATIVE_PAIRS=0)'}",
+        "map_tiles": gram_bf16.describe(),
     }
 
 

@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-k", type=int, default=10, help="neighbours stored per model (default 10; 0 = none)")
     parser.add_argument("--index", choices=["exact", "faiss", "numpy", "ivf-pca"], default="exact",
                         help="neighbour search: exact with the faster backend (default: FAISS on a GPU, float32 "
-                        "GEMM tiles with a proven error margin and float64 ranking on the CPU), exact FAISS "
+                        "GEMM tiles with a proven error margin and float64 ranking on the CPU; bf16 tiles "
+                        "where the CPU has AMX and MKL is installed, see PYLOGMAP_GEMM), exact FAISS "
                         "IndexFlatL2, exact numpy tiles, or approximate PCA+IVF for very large maps (its recall "
                         "against exact search is measured and stored)")
     parser.add_argument("--no-gpu", action="store_true", help="never use a GPU for the neighbour search")

@@ -10,13 +10,15 @@
    map's all-vs-all search) only the tiles on and above the diagonal are multiplied and each one
    feeds the lists of both sides.
 2. Answer. The candidates of a query (every kept row with lower bound <= T_i: the k nearest and
-   every near-tie the float32 bracket cannot separate) get float64 distances: float64 Gram
-   values with their own proven bracket, recomputed from the differences of the rows (mean
-   removed, squares summed in float64, no cancellation) wherever two candidates' brackets
-   overlap or a value is not known to 1e-10; the k smallest win, ties broken by row index: the
-   same lists as a float64 brute force. With ``moments`` every candidate is computed from the
-   differences and the fourth central moment comes with it (the standard error of the KL
-   estimate, geometry.kl_from_moments), so the map's KL table needs no second pass.
+   every near-tie the float32 bracket cannot separate) get float64 distances from the
+   differences of the rows (mean removed, squares summed in float64, no cancellation), in one
+   pass over each pair's two rows by the compiled pair_moments module; the k smallest win, ties
+   broken by row index: the same lists as a float64 brute force. With ``moments`` the fourth
+   central moment comes with it (the standard error of the KL estimate,
+   geometry.kl_from_moments), so the map's KL table needs no second pass. Without the compiled
+   module (numpy only) the distances are float64 Gram values with their own proven bracket,
+   recomputed from the differences wherever two candidates' brackets overlap or a value is not
+   known to 1e-10: the same order and values, three numpy passes slower.
 3. Proof of completeness. If a query's kept list is full and its largest lower bound is still
    <= T_i, a dropped row might qualify: that query is searched again with a longer list
    (rare: the list holds n_keep >= k + 16 rows).
@@ -32,11 +34,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pylogmap.mapping.gram_bound import PANEL_COLUMNS, BlockReader, RowStats, TileMaker, panel_count, row_stats
+from pylogmap.mapping import gram_bf16, pair_moments
+from pylogmap.mapping.gram_bound import (
+    PANEL_COLUMNS,
+    BlockReader,
+    RowStats,
+    TileMaker,
+    panel_count,
+    row_stats,
+    with_coefficient,
+)
 
 # Rows per block: tiles of block x block float32 values (64 MiB at 4,096) and blocks of
 # block x N float32 rows; larger blocks re-read the rows fewer times.
 BLOCK_ROWS = 4096
+# bf16 tiles have no symmetric product for the blocks on the diagonal (float32's ssyrk does half
+# the work there): smaller blocks waste fewer products on the lower halves of those tiles.
+BF16_BLOCK_ROWS = 2048
 MIN_EXTRA = 16
 _EXACT_BYTES = 4 * 2**20  # float64 rows per chunk of the exact stage: stays in cache
 
@@ -48,7 +62,8 @@ class KnnResult:
     ``sqdist`` = ``N Var(x_q - x_j)`` in float64; ``m4`` = fourth central moment of the
     difference (float64, only when asked); ``wide_idx``/``wide_sqdist``: the ``n_wide`` nearest by
     the float32 bracket (midpoint values, float64), None unless asked; ``n_candidates``: rows
-    ranked in float64 per query; ``n_retried``: queries searched again with a longer list.
+    ranked in float64 per query; ``n_retried``: queries searched again with a longer list;
+    ``gemm``: the tiles' arithmetic ("float32", or "bf16": gram_bf16.py).
     """
 
     queries: np.ndarray
@@ -60,6 +75,7 @@ class KnnResult:
     n_candidates: np.ndarray
     n_retried: int
     coefficient: float
+    gemm: str = "float32"
 
 
 class _Lists:
@@ -175,17 +191,16 @@ def _tiles_all_vs_all(X, lists: _Lists, maker: TileMaker, stats: RowStats, block
     starts = list(range(0, K, block))
     seen = np.zeros(len(starts), dtype=bool)
     read_a, read_b = BlockReader(X), BlockReader(X)
-    A2_buf = np.empty((min(block, K), X.shape[1]), dtype=np.float32)
     for ia, a0 in enumerate(starts):
         a1 = min(a0 + block, K)
         A = read_a.read(a0, a1)
-        A2 = np.multiply(A, np.float32(-2.0), out=A2_buf[: a1 - a0])
+        A2 = maker.query_operand(A)
         rows_a = np.arange(a0, a1)
         for ib in range(ia, len(starts)):
             b0 = starts[ib]
             b1 = min(b0 + block, K)
             if ib == ia:
-                tile = maker.lower_diagonal(A, slice(a0, a1))
+                tile = maker.lower_diagonal(A, slice(a0, a1), op=A2)
             else:
                 tile = maker.lower(A2, slice(a0, a1), read_b.read(b0, b1), slice(b0, b1))
             rows_b = np.arange(b0, b1)
@@ -206,8 +221,7 @@ def _tiles_queries(X, queries: np.ndarray, lists: _Lists, maker: TileMaker, stat
     read_b = BlockReader(X)
     for s0 in range(0, queries.size, block):
         qs = queries[s0 : s0 + block]
-        A2 = np.ascontiguousarray(np.asarray(X[qs]), dtype=np.float32)
-        A2 *= np.float32(-2.0)
+        A2 = maker.query_operand(np.ascontiguousarray(np.asarray(X[qs]), dtype=np.float32))
         slots = np.arange(s0, s0 + qs.size)
         for ib, b0 in enumerate(range(0, K, block)):
             b1 = min(b0 + block, K)
@@ -339,10 +353,12 @@ def _ambiguous(dist: np.ndarray, err: np.ndarray, rtol: float) -> np.ndarray:
 def _exact(X, queries: np.ndarray, cand: np.ndarray, stats: RowStats, k: int, moments: bool, rtol: float = 1e-10):
     """The k nearest of each query's candidates, by float64 distances, ties by row index.
 
-    With ``moments`` every candidate's distance (and fourth moment) comes from the differences
-    of the rows. Without, from float64 Gram values with a proven bracket; candidates whose
-    brackets overlap (near-ties) or are wider than ``rtol`` of the value (near-identical rows)
-    are recomputed from the differences, so order and values are those of the differences.
+    With the compiled pair_moments module every candidate's distance (and fourth moment, with
+    ``moments``) comes from the differences of the rows, in one pass over each pair's rows.
+    Without it (numpy only): with ``moments`` the same from numpy's differences; without, from
+    float64 Gram values with a proven bracket, and candidates whose brackets overlap (near-ties)
+    or are wider than ``rtol`` of the value (near-identical rows) are recomputed from the
+    differences, so order and values are those of the differences.
     """
     nq = cand.shape[0]
     big = np.iinfo(np.int64).max
@@ -354,7 +370,9 @@ def _exact(X, queries: np.ndarray, cand: np.ndarray, stats: RowStats, k: int, mo
     c, valid = c[:, :width], valid[:, :width]
     safe = np.where(valid, c, queries[:, None])
     m4 = None
-    if moments:
+    if pair_moments.native() is not None:
+        sq, m4 = pair_moments.pair_moments(X, queries, safe, stats.mean, fourth=moments, valid=valid)
+    elif moments:
         sq, m4 = _moments(X, queries, safe, stats.mean)
     else:
         sq, err = _gram64(X, queries, safe, stats)
@@ -415,29 +433,39 @@ def search(
     queries: np.ndarray | None = None,
     n_wide: int = 0,
     moments: bool = False,
-    block: int = BLOCK_ROWS,
+    block: int | None = None,
     panel_columns: int = PANEL_COLUMNS,
     n_keep: int | None = None,
+    gemm: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> KnnResult:
     """Exact k nearest rows of every query row of X (all rows by default), self excluded.
 
     X: float32 or float64 ``[K, N]`` ndarray or rowstore.DiskRows (read a block of rows at a time;
     the search never holds more than two row blocks, one tile and the lists). ``n_wide`` > 0 also returns
-    the n_wide nearest by the float32 bracket (for t-SNE). ``progress(done, total)`` is called
-    after every tile.
+    the n_wide nearest by the float32 bracket (for t-SNE). ``gemm``: "auto", "bf16" or "float32"
+    tiles (None: PYLOGMAP_GEMM; gram_bf16.use_bf16 decides "auto"; wide lists always need
+    float32). ``progress(done, total)`` is called after every tile.
     """
     K, N = X.shape
     all_rows = queries is None
     queries = np.arange(K, dtype=np.int64) if all_rows else np.asarray(queries, dtype=np.int64).ravel()
     panels = panel_count(N, panel_columns)
     stats = row_stats(X, panels)
-    maker = TileMaker(stats, N)
     k = int(min(k, K - 1))
     n_wide = int(min(n_wide, K - 1))
+    bf16 = n_wide == 0 and K > 1 and gram_bf16.use_bf16(N, float(stats.sq.max()), gemm)
+    if bf16:
+        stats = with_coefficient(stats, gram_bf16.margin_coefficient(N), N, gram_bf16.ABSOLUTE)
+        maker = gram_bf16.TileMakerBF16(stats, N)
+    else:
+        maker = TileMaker(stats, N)
     if n_keep is None:
-        n_keep = max(k + MIN_EXTRA, 2 * k, n_wide)
+        # the bf16 bracket is ~40x wider: ~27 candidates per query for k = 10 (gram_bf16.py)
+        n_keep = max(k + MIN_EXTRA, 2 * k, n_wide) if not bf16 else max(4 * k + 2 * MIN_EXTRA, n_wide)
     n_keep = int(min(n_keep, K - 1))
+    if block is None:
+        block = BF16_BLOCK_ROWS if bf16 else BLOCK_ROWS
     block = max(1, int(block))
     n_blocks = -(-K // block)
     total = n_blocks * (n_blocks + 1) // 2 if all_rows else (-(-queries.size // block)) * n_blocks
@@ -464,8 +492,9 @@ def search(
         wide_sq = np.maximum(mid, 0.0)
     del lists
     if retried.size:
+        # in float32: a list that overflowed the bf16 bracket is one the finer bracket may hold
         again = search(X, k, queries=queries[retried], moments=False, block=block, panel_columns=panel_columns,
-                       n_keep=min(K - 1, 4 * n_keep))
+                       n_keep=min(K - 1, 4 * n_keep), gemm="float32")
         # the retried queries' candidates: their exact k (a superset is not needed: exact already)
         cand = cand.copy()
         pad = max(cand.shape[1], again.idx.shape[1])
@@ -476,4 +505,5 @@ def search(
     n_candidates = (cand >= 0).sum(axis=1)
     idx, sqdist, m4 = _exact(X, queries, cand, stats, k, moments)
     return KnnResult(queries=queries, idx=idx, sqdist=sqdist, m4=m4, wide_idx=wide_idx, wide_sqdist=wide_sq,
-                     n_candidates=n_candidates, n_retried=int(retried.size), coefficient=stats.coefficient)
+                     n_candidates=n_candidates, n_retried=int(retried.size), coefficient=stats.coefficient,
+                     gemm="bf16" if bf16 else "float32")

@@ -6,12 +6,14 @@ The squared Euclidean distance between rows of Q is ``2 N`` times the KL estimat
 - ``index="exact"`` (default): exact search with the faster backend (``exact_backend``): FAISS
   ``IndexFlatL2`` on the GPU when the installed faiss has GPU support and a GPU is present; on
   the CPU the float32 panel-GEMM search of knn_search.py for the all-vs-all search of a map
-  (symmetric tiles: half the products), FAISS ``IndexFlatL2`` for a subset of queries.
+  (symmetric tiles: half the products), FAISS ``IndexFlatL2`` for a subset of queries. On a CPU
+  with AMX-BF16 and MKL installed (``pylogmap[mkl]``) knn_search's tiles are bf16 products
+  (gram_bf16.py; backend "numpy-bf16"), twice as fast for the same lists.
 - ``index="numpy"``: always knn_search.py (numpy + BLAS); ``index="faiss"``: always FAISS.
-- Either way the float32 distances only choose candidates, with a margin proven from float32's
-  error bound (gram_bound.py derives it; for FAISS, whose single sgemm sums N products in any
-  order, the depth is N), and the candidates are ranked by float64 distances: the lists are
-  those of a float64 brute force, near-ties included.
+- Either way the float32 (or bf16) distances only choose candidates, with a margin proven from
+  the arithmetic's error bound (gram_bound.py and gram_bf16.py derive it; for FAISS, whose single
+  sgemm sums N products in any order, the depth is N), and the candidates are ranked by float64
+  distances: the lists are those of a float64 brute force, near-ties included.
 - ``index="ivf-pca"``: approximate, for very large populations: PCA to ``pca_dim`` dimensions
   (trained on a sample of rows) + inverted file (IVF) with ``nlist`` cells, ``nprobe`` visited,
   ``overfetch`` x k candidates re-ranked exactly. ``measure_recall`` reports its recall
@@ -334,7 +336,8 @@ def search(Q, k: int, *, index: str = "exact", gpu="auto", queries=None, approx:
                                 mean_candidates=float(res.n_candidates.mean()))
         res = knn_search.search(Q, k, queries=None if queries.size == K and np.array_equal(queries, np.arange(K))
                                 else queries, n_wide=n_wide, moments=moments, progress=tick)
-        return SearchResult(res.idx, res.sqdist, res.m4, res.wide_idx, res.wide_sqdist, backend="numpy",
+        return SearchResult(res.idx, res.sqdist, res.m4, res.wide_idx, res.wide_sqdist,
+                            backend="numpy" if res.gemm == "float32" else "numpy-bf16",
                             mean_candidates=float(res.n_candidates.mean()))
     finally:
         if bar is not None:
