@@ -441,6 +441,8 @@ def test_out_of_core_map_equals_the_in_memory_one(small_map, tmp_path, capsys, m
     assert main(["map", str(other), "-k", "5", "--json", "--tsne", "fft", "--memory", "1e-9"]) == 0
     disk = _json(capsys)
     assert not mem["out_of_core"] and disk["out_of_core"]
+    # the FFT t-SNE reads its wide lists off the bracket: float32 tiles even where bf16 ones exist
+    assert mem["backend"] == disk["backend"] == "numpy"
     assert mem["tau"] == disk["tau"] and mem["rows_hash"] == disk["rows_hash"] and disk["tsne_method"] == "fft"
     with open_map(path) as a, open_map(other) as b:
         assert a.derived_names() == b.derived_names()
@@ -465,3 +467,24 @@ def test_map_says_which_tsne_ran(small_map, capsys):
     assert "--memory" in capsys.readouterr().err
     assert main(["map", str(path), "--force", "--tsne-iter", "0"]) == 2  # not silently the default
     assert "at least 250 iterations" in capsys.readouterr().err
+
+
+def test_bf16_tiles_give_the_same_map(small_map, tmp_path, capsys, monkeypatch):
+    """A map without t-SNE on bf16 tiles (forced, as on an AMX CPU with MKL): the same neighbour
+    lists, KL and SE, to the bit, as on float32 tiles; the output says which ran."""
+    from pylogmap.mapping import gram_bf16
+
+    if not gram_bf16.available():
+        pytest.skip(f"bf16 tiles unavailable: {gram_bf16.unavailable_reason()}")
+    path, _ = small_map
+    other = tmp_path / "copy.h5"
+    shutil.copy(path, other)
+    results = {}
+    for gemm, where in (("float32", path), ("bf16", other)):
+        monkeypatch.setenv("PYLOGMAP_GEMM", gemm)
+        assert main(["map", str(where), "-k", "5", "--no-tsne", *FAST]) == 0
+        assert ("numpy-bf16" in capsys.readouterr().out) == (gemm == "bf16")
+        with open_map(where) as mf:
+            results[gemm] = [mf.read_derived(f"neighbors/{name}")[0] for name in ("index", "kl_nats", "se_nats")]
+    for a, b in zip(results["float32"], results["bf16"]):
+        assert np.array_equal(a, b, equal_nan=True)

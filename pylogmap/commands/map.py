@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  computed out of core (Q larger than --memory {args.memory:g} GiB)")
     if result.k:
         extra = f", recall@{result.k} vs exact = {result.recall:.3f}" if result.recall is not None else ""
-        print(f"  neighbours k = {result.k} ({result.index}{extra})")
+        how = f"{result.index}, {result.backend}" if result.backend else result.index
+        print(f"  neighbours k = {result.k} ({how}{extra})")
     if result.excluded:
         print(f"  left out {len(result.excluded)} row(s):")
         for r, why in list(result.excluded.items())[:20]:

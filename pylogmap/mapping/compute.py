@@ -74,6 +74,7 @@ class MapResult:
     recall: float | None = None
     tsne_method: str = ""
     out_of_core: bool = False
+    backend: str = ""  # the neighbour search's (neighbors.SearchResult.backend), "" when none ran
 
     def to_dict(self, labels: list[str] | None = None) -> dict:
         out = {
@@ -92,6 +93,7 @@ class MapResult:
             "recall": self.recall,
             "tsne_method": self.tsne_method,
             "out_of_core": self.out_of_core,
+            "backend": self.backend,
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
             "excluded": [
                 {"row": int(r), "model": labels[r] if labels else None, "reason": why} for r, why in self.excluded.items()
@@ -328,6 +330,7 @@ def _compute(mf, source: MapRows, steps: _Steps, *, embeddings, k, index, gpu, f
                 raise PylogmapError("UMAP needs the whole map in memory and this one is kept out of core; drop --umap or raise --memory.")
             coords, params = steps.run("UMAP", embedding.umap, Q, seed=seed, return_params=True)
             arrays["umap"] = (full(coords), params)
+    backend = search.backend if search is not None else ""
     del Q, search
 
     map_attrs = {
@@ -353,6 +356,7 @@ def _compute(mf, source: MapRows, steps: _Steps, *, embeddings, k, index, gpu, f
         tau_source=tau_source, rows_hash=digest, mean_bytes=mean_bytes, excluded=selection.excluded,
         timings=steps.timings, embeddings=list(embeddings), k=k_eff, index=index if k_eff else "",
         recall=recall_value, tsne_method=method, out_of_core=source.out_of_core,
+        backend=backend,
     )
 
 
