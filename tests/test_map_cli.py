@@ -488,3 +488,11 @@ def test_bf16_tiles_give_the_same_map(small_map, tmp_path, capsys, monkeypatch):
             results[gemm] = [mf.read_derived(f"neighbors/{name}")[0] for name in ("index", "kl_nats", "se_nats")]
     for a, b in zip(results["float32"], results["bf16"]):
         assert np.array_equal(a, b, equal_nan=True)
+
+
+def test_a_bad_gemm_setting_is_a_one_line_error(small_map, capsys, monkeypatch):
+    path, _ = small_map
+    monkeypatch.setenv("PYLOGMAP_GEMM", "fp8")
+    assert main(["map", str(path), "-k", "3", "--no-tsne", *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "PYLOGMAP_GEMM='fp8' is not one of auto, bf16, float32" in err

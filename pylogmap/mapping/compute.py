@@ -40,7 +40,7 @@ import numpy as np
 
 from pylogmap import __version__
 from pylogmap.errors import MapFileError, PylogmapError
-from pylogmap.mapping import embedding, geometry, neighbors
+from pylogmap.mapping import embedding, geometry, gram_bf16, neighbors
 from pylogmap.mapping.families import default_families
 from pylogmap.mapping.prepare import (
     DEFAULT_MEMORY_BUDGET,
@@ -195,6 +195,7 @@ def compute_map(
             raise PylogmapError(f"unknown embedding {name!r}; choose from {', '.join(embedding.EMBEDDINGS)}.")
     if "umap" in embeddings and not embedding.umap_available():
         raise PylogmapError("UMAP needs the optional package umap-learn; run 'pip install umap-learn' or drop --umap.")
+    gram_bf16.gemm_mode()  # a bad PYLOGMAP_GEMM fails here, before any work
     if tsne_iter is not None and int(tsne_iter) < 250:  # checked before any work (each method checks its own)
         raise PylogmapError(f"t-SNE needs at least 250 iterations (its exaggeration phase); got --tsne-iter "
                             f"{tsne_iter}.")

@@ -137,7 +137,9 @@ def unavailable_reason() -> str | None:
     if _lib is None:
         return _error
     if pair_moments.native() is None:
-        return "pylogmap.mapping._pairs is not built"
+        return "pylogmap.mapping._pairs " + (
+            f"is not built ({pair_moments.native_error()})" if pair_moments.native_error()
+            else "is switched off (PYLOGMAP_NATIVE_PAIRS=0)")
     return None
 
 
