@@ -53,6 +53,7 @@ from pylogmap.mapping import pair_moments
 U = 2.0**-8
 U32 = 2.0**-24
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_MKL_INTERFACE_LP64 = 0
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _error: str | None = None
@@ -105,6 +106,11 @@ def _load() -> None:
             except (OSError, AttributeError) as exc:
                 _error = f"{path}: {exc}"
                 continue
+            # 32-bit integer arguments (LP64), whatever MKL_INTERFACE_LAYER says: set before any
+            # other MKL call, and refused if an earlier user of this MKL chose ILP64
+            if lib.MKL_Set_Interface_Layer(ctypes.c_int(_MKL_INTERFACE_LP64)) != _MKL_INTERFACE_LP64:
+                _error = f"{path}: MKL's interface layer is already ILP64 in this process"
+                continue
             i, p, f = ctypes.c_int, ctypes.c_void_p, ctypes.c_float
             gemm.argtypes = [i, i, i, i, i, i, f, p, i, p, i, f, p, i]
             gemm.restype = None
@@ -115,8 +121,8 @@ def _load() -> None:
 
 
 def _threads(lib: ctypes.CDLL) -> None:
-    """As many MKL threads as this process may use, unless the user set a count: MKL counts
-    physical cores and would leave a hyper-threaded VM's second CPU idle."""
+    """As many MKL threads as this process may use (its CPU affinity), unless the user set a
+    count: MKL's own default may count physical cores only."""
     if any(os.environ.get(v) for v in ("MKL_NUM_THREADS", "OMP_NUM_THREADS")):
         return
     try:
@@ -127,7 +133,7 @@ def _threads(lib: ctypes.CDLL) -> None:
 
 
 def available() -> bool:
-    """Whether MKL's bf16 product and the compiled split can be used here."""
+    """Whether MKL's bf16 product and the compiled bf16 rounding can be used here."""
     _load()
     return _lib is not None and pair_moments.native() is not None
 
