@@ -238,7 +238,7 @@ def test_bf16_bracket_holds_for_every_pair():
         N = X.shape[1]
         stats = gram_bound.row_stats(X, 1)
         stats = gram_bound.with_coefficient(stats, gram_bf16.margin_coefficient(N), N, gram_bf16.ABSOLUTE)
-        maker = gram_bf16.TileMakerBF16(stats, N)
+        maker = gram_bf16.TileMakerBF16(stats)
         A = gram_bound.BlockReader(X).read(0, 90)
         tiles = [maker.lower(maker.query_operand(A[:50]), slice(0, 50), A, slice(0, 90)).astype(np.float64),
                  maker.lower_diagonal(A, slice(0, 90)).astype(np.float64)[:50]]

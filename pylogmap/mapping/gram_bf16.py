@@ -249,9 +249,8 @@ class TileMakerBF16:
     ``stats`` must carry this module's coefficient (gram_bound.row_stats(..., coefficient=...)).
     """
 
-    def __init__(self, stats, n_cols: int):
+    def __init__(self, stats):
         self.stats = stats
-        self.n_cols = n_cols
         self._a, self._b = Rounded(), Rounded()
         self._out: np.ndarray | None = None
 

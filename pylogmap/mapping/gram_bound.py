@@ -42,6 +42,7 @@ computed from the rows themselves. No assumption on the BLAS beyond IEEE arithme
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -119,19 +120,23 @@ def row_stats(X, panels: int, *, block_rows: int | None = None) -> RowStats:
             b64 = blk.astype(np.float64, copy=False)
             sq64[start : start + block_rows] = np.einsum("ij,ij->i", b64, b64)
         mean[start : start + block_rows] = blk.mean(axis=1, dtype=np.float64)
-    return with_coefficient(RowStats(sq=sq, sq64=sq64, mean=mean, alpha=sq, width=sq, coefficient=0.0, panels=panels),
-                            margin_coefficient(N, panels), N)
+    c = margin_coefficient(N, panels)
+    alpha, width = _bracket(sq, mean, N, c)
+    return RowStats(sq=sq, sq64=sq64, mean=mean, alpha=alpha, width=width, coefficient=c, panels=panels)
+
+
+def _bracket(sq: np.ndarray, mean: np.ndarray, n_cols: int, c: float, absolute: float = 0.0):
+    """alpha_i and w_i for ``e_i = c s_i`` (module docstring), plus ``absolute (1 + s_i)`` in w_i."""
+    m = 2.0 * n_cols * mean * mean * (1.0 + 2.0**-40)
+    e = c * sq
+    return (sq - e - m).astype(np.float32), 2.0 * e + m + 2.0**-50 * sq + absolute * (1.0 + sq)
 
 
 def with_coefficient(stats: RowStats, c: float, n_cols: int, absolute: float = 0.0) -> RowStats:
-    """The bracket terms for ``e_i = c s_i`` (another tile maker's bound, e.g. gram_bf16's),
-    plus ``absolute (1 + s_i)`` in w_i for bounds with an absolute part."""
-    sq, mean = stats.sq, stats.mean
-    m = 2.0 * n_cols * mean * mean * (1.0 + 2.0**-40)
-    e = c * sq
-    alpha = (sq - e - m).astype(np.float32)
-    width = 2.0 * e + m + 2.0**-50 * sq + absolute * (1.0 + sq)
-    return RowStats(sq=sq, sq64=stats.sq64, mean=mean, alpha=alpha, width=width, coefficient=c, panels=stats.panels)
+    """The same rows with the bracket of another tile maker's bound (e.g. gram_bf16's): ``e_i = c
+    s_i`` and ``absolute (1 + s_i)`` more in w_i for bounds with an absolute part."""
+    alpha, width = _bracket(stats.sq, stats.mean, n_cols, c, absolute)
+    return dataclasses.replace(stats, alpha=alpha, width=width, coefficient=c)
 
 
 class BlockReader:

@@ -457,7 +457,7 @@ def search(
     bf16 = n_wide == 0 and K > 1 and gram_bf16.use_bf16(N, float(stats.sq.max()), gemm)
     if bf16:
         stats = with_coefficient(stats, gram_bf16.margin_coefficient(N), N, gram_bf16.ABSOLUTE)
-        maker = gram_bf16.TileMakerBF16(stats, N)
+        maker = gram_bf16.TileMakerBF16(stats)
     else:
         maker = TileMaker(stats, N)
     if n_keep is None:
