@@ -101,6 +101,8 @@ def test_bad_pairs_and_arrays_are_refused():
         mod.pair_moments(X, X, mean, mean, np.array([0, -1]), np.array([1, 2]), sq)
     with pytest.raises(ValueError, match="same length"):
         mod.pair_moments(X, X, mean, mean, np.array([0]), np.array([1, 2]), sq)
+    with pytest.raises(TypeError, match="float64"):  # a converted copy would swallow the results
+        mod.pair_moments(X, X, mean, mean, np.array([0, 1]), np.array([1, 2]), sq, np.empty(2, np.float32))
     with pytest.raises(TypeError):  # mixed dtypes are not converted behind the caller's back
         mod.pair_moments(X, X.astype(np.float64), mean, mean, np.array([0, 1]), np.array([1, 2]), sq)
 

@@ -87,9 +87,14 @@ void run(const py::array_t<T, py::array::c_style>& a, const py::array_t<T, py::a
     const bool fourth = !m4_obj.is_none();
     double* m4 = nullptr;
     if (fourth) {
-        auto m4_arr = m4_obj.cast<Vec>();
+        // checked, never cast: a converted copy would take the results and be thrown away
+        if (!py::isinstance<py::array>(m4_obj)) throw py::type_error("m4 must be a float64 array or None");
+        auto m4_arr = py::reinterpret_borrow<py::array>(m4_obj);
+        if (!m4_arr.dtype().is(py::dtype::of<double>()) || !(m4_arr.flags() & py::array::c_style) ||
+            !m4_arr.writeable())
+            throw py::type_error("m4 must be a writable C-contiguous float64 array");
         if (m4_arr.size() != P) throw std::invalid_argument("m4 must have the same length as ia");
-        m4 = m4_arr.mutable_data();
+        m4 = static_cast<double*>(m4_arr.mutable_data());
     }
     const T* pa = a.data();
     const T* pb = b.data();

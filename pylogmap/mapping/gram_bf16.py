@@ -211,9 +211,9 @@ def describe() -> str:
     return "float32 tiles (no AMX-BF16 on this CPU)"
 
 
-def gemm(A: np.ndarray, B: np.ndarray, C: np.ndarray, alpha: float, beta: float) -> None:
-    """``C = alpha A B^T + beta C`` for bf16 bit arrays A ``[m, k]``, B ``[n, k]`` (uint16,
-    C-contiguous) into float32 C ``[m, n]`` (C-contiguous)."""
+def gemm(A: np.ndarray, B: np.ndarray, C: np.ndarray, alpha: float) -> None:
+    """``C = alpha A B^T`` for bf16 bit arrays A ``[m, k]``, B ``[n, k]`` (uint16, C-contiguous)
+    into float32 C ``[m, n]`` (C-contiguous)."""
     _load()
     if _lib is None:
         raise PylogmapError(f"MKL's bf16 product is not available: {_error}")
@@ -225,7 +225,7 @@ def gemm(A: np.ndarray, B: np.ndarray, C: np.ndarray, alpha: float, beta: float)
     if max(m, n, k) >= 2**31:
         raise ValueError("gemm: a dimension over 2^31 - 1")
     _lib.cblas_gemm_bf16bf16f32(_ROW_MAJOR, _NO_TRANS, _TRANS, m, n, k, alpha, A.ctypes.data, k,
-                                B.ctypes.data, k, beta, C.ctypes.data, n)
+                                B.ctypes.data, k, 0.0, C.ctypes.data, n)
 
 
 class Rounded:
@@ -265,7 +265,7 @@ class TileMakerBF16:
 
     def lower(self, hA: np.ndarray, rows_a, B: np.ndarray, rows_b) -> np.ndarray:
         out = self._tile(hA.shape[0], B.shape[0])
-        gemm(hA, self._b.of(B), out, -2.0, 0.0)
+        gemm(hA, self._b.of(B), out, -2.0)
         out += self.stats.alpha[rows_a][:, None]
         out += self.stats.alpha[rows_b][None, :]
         return out
@@ -273,7 +273,7 @@ class TileMakerBF16:
     def lower_diagonal(self, A: np.ndarray, rows, op: np.ndarray | None = None) -> np.ndarray:
         hA = self._a.of(A) if op is None else op
         out = self._tile(hA.shape[0], hA.shape[0])
-        gemm(hA, hA, out, -2.0, 0.0)
+        gemm(hA, hA, out, -2.0)
         alpha = self.stats.alpha[rows]
         out += alpha[:, None]
         out += alpha[None, :]

@@ -1,8 +1,9 @@
-"""Exact k nearest rows on the CPU: float32 Gram tiles for candidates, float64 for the answer.
+"""Exact k nearest rows on the CPU: float32 (or bf16) Gram tiles for candidates, float64 for the answer.
 
-1. Candidates. The rows are multiplied in float32 tiles (gram_bound.TileMaker); every tile
-   value is a proven lower bound of the float64 distance and the bound plus ``w_i + w_j`` an
-   upper bound (gram_bound's docstring derives both). For each query row the search keeps the
+1. Candidates. The rows are multiplied in float32 tiles (gram_bound.TileMaker), or on a CPU
+   with AMX and MKL in bf16 ones (gram_bf16.TileMakerBF16, for searches without wide lists);
+   every tile value is a proven lower bound of the float64 distance and the bound plus ``w_i +
+   w_j`` an upper bound (gram_bound's and gram_bf16's docstrings derive both). For each query row the search keeps the
    ``n_keep`` smallest lower bounds seen so far and T_i, the k-th smallest upper bound among them
    (an upper bound of the true k-th distance). A row whose lower bound exceeds T_i can never be
    among the k nearest and is dropped as soon as a tile shows it, which keeps the per-tile work
